@@ -1,0 +1,66 @@
+"""Every magic number of the Audeo pipeline, in one place.
+
+Base values are typed once; everything else is derived from them. Key indices are 0-based
+positions in the 88-key roll (index 0 = A0 = MIDI 21), as in the original's label vectors.
+"""
+
+# --- time -----------------------------------------------------------------------------------
+FPS = 25                      # video frame rate of every roll (the original's 25 fps)
+SAMPLE_RATE = 16000           # audio sample rate of synthesised wavs (the original's 16 kHz)
+FRAME_SECONDS = 1.0 / FPS     # 0.04 s per roll frame
+
+# --- keyboard -------------------------------------------------------------------------------
+N_KEYS = 88
+MIDI_LOW = 21                 # A0
+MIDI_HIGH = MIDI_LOW + N_KEYS - 1   # C8 = 108
+
+# The paper's 51-key range: 0-based key indices 15..65 inclusive, MIDI 36 (C2) .. 86 (D6).
+PAPER_MIN_KEY = 15
+PAPER_MAX_KEY = 65
+PAPER_N_KEYS = PAPER_MAX_KEY - PAPER_MIN_KEY + 1          # 51
+PAPER_MIDI_LOW = MIDI_LOW + PAPER_MIN_KEY                 # 36
+PAPER_MIDI_HIGH = MIDI_LOW + PAPER_MAX_KEY                # 86
+
+# White keys among the 12 pitch classes (C=0). The 88-key piano has 52 white keys.
+WHITE_PITCH_CLASSES = (0, 2, 4, 5, 7, 9, 11)
+N_WHITE_KEYS = sum((MIDI_LOW + k) % 12 in WHITE_PITCH_CLASSES for k in range(N_KEYS))
+
+# --- segments and windows -------------------------------------------------------------------
+SEGMENT_FRAMES = 50           # one npz segment = 2 s of roll
+SEGMENT_SECONDS = SEGMENT_FRAMES * FRAME_SECONDS
+ROLL2MIDI_SEGMENTS = 2        # Roll2Midi works on two segments at a time
+ROLL2MIDI_FRAMES = ROLL2MIDI_SEGMENTS * SEGMENT_FRAMES    # 100 frames = 4 s
+
+# --- Video2Roll input -----------------------------------------------------------------------
+STACK_FRAMES = 5              # frames t-2 .. t+2 stacked as channels
+STACK_RADIUS = STACK_FRAMES // 2
+CROP_HEIGHT = 100             # grayscale keyboard crop, H x W
+CROP_WIDTH = 900
+
+# --- decisions ------------------------------------------------------------------------------
+ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
+MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
+DEFAULT_VELOCITY = 100        # the original's constant note velocity in Midi_synth
+SUSTAIN_CC = 64               # MIDI control change of the sustain (damper) pedal
+PEDAL_DOWN = 64               # CC value at or above which the pedal counts as down
+
+# --- dataset layout (the original's folder names) -------------------------------------------
+SPLITS = ("training", "validation", "testing")
+FRAMES_DIR = "input_images"       # <root>/input_images/<split>/<video>/frame<N>.jpg
+FRAME_STORE_DIR = "frames"        # <root>/frames/<split>/<video>.npy  (T, H, W) uint8
+LABELS_DIR = "labels"             # <root>/labels/<split>/<video>.pkl
+MIDI_DIR = "midi"                 # <root>/midi/<split>/<video>/<start>-<end>.npz
+ESTIMATE_DIR = "estimate_Roll"    # Video2Roll output npz (logit, roll)
+ROLL2MIDI_DIR = "Roll2Midi_results"  # Roll2Midi output npz (midi)
+
+
+def key_to_midi(key: int) -> int:
+    return MIDI_LOW + key
+
+
+def midi_to_key(pitch: int) -> int:
+    return pitch - MIDI_LOW
+
+
+def is_white_key(key: int) -> bool:
+    return key_to_midi(key) % 12 in WHITE_PITCH_CLASSES

@@ -1,0 +1,366 @@
+"""The original Audeo file formats, MIDI <-> 25 fps piano rolls, and atomic file output.
+
+Formats (see ../shared/reference/audeo_original.md section 2):
+  label pkl        <root>/labels/<split>/<video>.pkl: dict {frame number: 88-vector}, read by the
+                   original with np.load(..., allow_pickle=True); here with a restricted unpickler.
+  midi npz         <root>/midi/<split>/<video>/<start>-<end>.npz, key `midi`, (<=50, 88), end exclusive.
+  estimate npz     <root>/estimate_Roll/<split>/<video>/<start>-<end>.npz, keys `logit`, `roll` (50, 88).
+  Roll2Midi npz    <root>/Roll2Midi_results/<split>/<video>/<start>-<end>.npz, key `midi` (50, 51 or 88).
+
+Rolls are (frames, keys) arrays; frame t covers [t/fps, (t+1)/fps); key 0 is MIDI 21 (A0).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from audeo_constants import (DEFAULT_VELOCITY, FPS, MIDI_LOW, N_KEYS, PAPER_MAX_KEY, PAPER_MIN_KEY,
+                             PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC)
+
+
+class AudeoError(Exception):
+    """A problem with the user's input: scripts print it as one line and exit non-zero."""
+
+
+# --------------------------------------------------------------------------- atomic output
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same extension); it replaces `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary directory that becomes `path` only if the block succeeds.
+
+    A failure removes the temporary directory, so no half-written output folder is left; an
+    existing `path` is replaced only after the new one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def save_npz(path, **arrays):
+    """np.savez, written atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+# --------------------------------------------------------------------------- safe pickles
+
+# Everything a label pickle may legitimately contain: dicts, lists, numbers and numpy arrays.
+_SAFE_GLOBALS = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "int"),
+    ("builtins", "float"), ("builtins", "bytearray"), ("_codecs", "encode"),
+    ("collections", "OrderedDict"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name} (only numpy arrays, dicts "
+                                     "and numbers are allowed)")
+
+
+def restricted_load_pickle(path):
+    """Unpickle `path` allowing only plain data; code in a hostile pickle never runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudeoError(f"{path}: file not found")
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f).load()
+    except pickle.UnpicklingError as e:
+        raise AudeoError(f"{path}: unsafe or corrupt pickle: {e}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+        raise AudeoError(f"{path}: not a readable label pickle ({type(e).__name__}: {e})") from None
+
+
+# --------------------------------------------------------------------------- labels (pkl)
+
+def save_labels(path, roll, first_frame=0):
+    """Write a (T, 88) roll as the original's label pickle {frame number: 88-vector}."""
+    roll = check_roll(roll, path, n_keys=N_KEYS)
+    labels = {first_frame + t: roll[t].astype(np.float32) for t in range(len(roll))}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(labels, f, protocol=2)
+
+
+def load_labels(path):
+    """Read a label pickle safely -> (frame numbers (T,), binary roll (T, 88) uint8), sorted by frame."""
+    labels = restricted_load_pickle(path)
+    if not isinstance(labels, dict) or not labels:
+        raise AudeoError(f"{path}: expected a non-empty dict {{frame: 88-vector}}, got {type(labels).__name__}")
+    frames = np.array(sorted(labels), dtype=np.int64)
+    try:
+        roll = np.stack([np.asarray(labels[f], dtype=np.float32).reshape(-1) for f in frames])
+    except ValueError as e:
+        raise AudeoError(f"{path}: label vectors differ in length ({e})") from None
+    return frames, check_roll(roll > 0, path, n_keys=N_KEYS).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- segments (npz)
+
+_SEGMENT_RE = re.compile(r"^(\d+)-(\d+)\.npz$")
+
+
+def segment_name(start, end):
+    return f"{start}-{end}.npz"
+
+
+def list_segments(folder):
+    """Sorted [(start, end, path)] of the `<start>-<end>.npz` files in `folder` (numeric order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudeoError(f"{folder}: segment folder not found")
+    found = []
+    for p in folder.iterdir():
+        m = _SEGMENT_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), p))
+    if not found:
+        raise AudeoError(f"{folder}: no <start>-<end>.npz segments")
+    return sorted(found)
+
+
+def write_segments(folder, first_frame=0, segment_frames=SEGMENT_FRAMES, **arrays):
+    """Cut equal-length (T, K) arrays into `<start>-<end>.npz` files of `segment_frames` frames.
+
+    The last segment keeps its true (shorter) length; readers zero-pad it as the original did.
+    """
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"arrays of different lengths: {lengths}")
+    total = lengths.pop()
+    for s in range(0, total, segment_frames):
+        e = min(s + segment_frames, total)
+        save_npz(Path(folder) / segment_name(first_frame + s, first_frame + e),
+                 **{k: a[s:e] for k, a in arrays.items()})
+
+
+def read_segments(folder, key):
+    """Concatenate array `key` of all segments in `folder` -> (first frame, (T, K) array).
+
+    Segments must tie up end to end; a gap or overlap is an error naming the file.
+    """
+    segments = list_segments(folder)
+    parts, expected = [], segments[0][0]
+    for start, end, path in segments:
+        if start != expected:
+            raise AudeoError(f"{path}: segment starts at frame {start}, expected {expected}")
+        try:
+            with np.load(path) as z:
+                a = z[key]
+        except KeyError:
+            raise AudeoError(f"{path}: no array '{key}' in segment") from None
+        except (OSError, ValueError) as e:
+            raise AudeoError(f"{path}: unreadable npz ({e})") from None
+        if a.ndim != 2 or len(a) > end - start:
+            raise AudeoError(f"{path}: '{key}' has shape {a.shape}, expected (<= {end - start}, keys)")
+        parts.append(pad_frames(a, end - start))
+        expected = end
+    return segments[0][0], np.concatenate(parts)
+
+
+def pad_frames(a, n):
+    """Zero-pad (or keep) a (T, K) array to n frames."""
+    if len(a) >= n:
+        return a[:n]
+    return np.concatenate([a, np.zeros((n - len(a),) + a.shape[1:], dtype=a.dtype)])
+
+
+# --------------------------------------------------------------------------- key ranges
+
+def check_roll(roll, source, n_keys=None):
+    """A (T, K) array or a one-line error naming `source`."""
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or (n_keys is not None and roll.shape[1] != n_keys):
+        want = f"(frames, {n_keys})" if n_keys else "(frames, keys)"
+        raise AudeoError(f"{source}: roll has shape {roll.shape}, expected {want}")
+    return roll
+
+
+def to_paper_keys(roll88):
+    """(T, 88) -> (T, 51): the paper's keys, MIDI 36..86."""
+    return roll88[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1]
+
+
+def to_88_keys(roll, source="roll"):
+    """(T, 51) or (T, 88) -> (T, 88), the 51 paper keys placed at their 88-key columns."""
+    roll = check_roll(roll, source)
+    if roll.shape[1] == N_KEYS:
+        return roll
+    if roll.shape[1] != PAPER_N_KEYS:
+        raise AudeoError(f"{source}: roll has {roll.shape[1]} keys, expected {N_KEYS} or {PAPER_N_KEYS}")
+    full = np.zeros((len(roll), N_KEYS), dtype=roll.dtype)
+    full[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1] = roll
+    return full
+
+
+# --------------------------------------------------------------------------- MIDI
+
+def load_midi(path):
+    """pretty_midi.PrettyMIDI of `path`, or a one-line error."""
+    import pretty_midi
+    path = Path(path)
+    if not path.is_file():
+        raise AudeoError(f"{path}: MIDI file not found")
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except Exception as e:  # mido/pretty_midi raise many types for garbage input
+        raise AudeoError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+
+
+def pedal_intervals(control_changes, end_time):
+    """[(down, up)] seconds of sustain-pedal presses from an instrument's control changes."""
+    intervals, down = [], None
+    for cc in sorted((c for c in control_changes if c.number == SUSTAIN_CC), key=lambda c: c.time):
+        if cc.value >= PEDAL_DOWN and down is None:
+            down = cc.time
+        elif cc.value < PEDAL_DOWN and down is not None:
+            intervals.append((down, cc.time))
+            down = None
+    if down is not None:
+        intervals.append((down, max(end_time, down)))
+    return intervals
+
+
+def sustained_notes(notes, pedal):
+    """Notes released under the pedal ring on until it lifts, or until their key is struck again.
+
+    `notes` is a list of (pitch, start, end, velocity); returns a new list sorted by start.
+    """
+    by_pitch = {}
+    for n in sorted(notes, key=lambda n: (n[1], n[0])):
+        by_pitch.setdefault(n[0], []).append(n)
+    out = []
+    for pitch, same in by_pitch.items():
+        for i, (_, start, end, vel) in enumerate(same):
+            for down, up in pedal:
+                if down <= end < up:
+                    end = up
+                    break
+            if i + 1 < len(same) and same[i + 1][1] > start:
+                end = min(end, same[i + 1][1])
+            out.append((pitch, start, max(end, start), vel))
+    return sorted(out, key=lambda n: (n[1], n[0]))
+
+
+def midi_notes(pm, sustain=True):
+    """All non-drum notes of a PrettyMIDI as (pitch, start, end, velocity), optionally pedal-extended."""
+    notes = []
+    for inst in pm.instruments:
+        if inst.is_drum:
+            continue
+        own = [(n.pitch, n.start, n.end, n.velocity) for n in inst.notes]
+        if sustain:
+            last = max((n[2] for n in own), default=0.0)
+            own = sustained_notes(own, pedal_intervals(inst.control_changes, last))
+        notes.extend(own)
+    return sorted(notes, key=lambda n: (n[1], n[0]))
+
+
+def notes_to_roll(notes, n_frames=None, fps=FPS):
+    """(pitch, start, end, velocity) notes -> binary (T, 88) uint8 roll at `fps`.
+
+    A note covers frames round(start*fps) .. round(end*fps)-1, at least one frame. When the same key
+    is struck again before the previous note's last frame ends, the previous note is cut one frame
+    early so the re-strike stays visible as two notes (the original merged them into one).
+    """
+    spans = {}
+    for pitch, start, end, _ in notes:
+        key = pitch - MIDI_LOW
+        if not 0 <= key < N_KEYS:
+            continue
+        f0 = int(round(start * fps))
+        spans.setdefault(key, []).append([f0, max(int(round(end * fps)), f0 + 1)])
+    total = max((s[1] for v in spans.values() for s in v), default=0)
+    n_frames = total if n_frames is None else n_frames
+    roll = np.zeros((n_frames, N_KEYS), dtype=np.uint8)
+    for key, key_spans in spans.items():
+        key_spans.sort()
+        for (f0, f1), nxt in zip(key_spans, key_spans[1:] + [None]):
+            if nxt is not None and f1 >= nxt[0]:
+                f1 = max(f0 + 1, nxt[0] - 1)
+            roll[f0:f1, key] = 1
+    return roll
+
+
+def midi_to_roll(pm, sustain=True, n_frames=None, fps=FPS):
+    """PrettyMIDI -> binary (T, 88) roll at `fps`, with or without the sustain-pedal extension."""
+    return notes_to_roll(midi_notes(pm, sustain=sustain), n_frames=n_frames, fps=fps)
+
+
+def roll_to_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY):
+    """Binary (T, 88) roll -> [(pitch, start, end, velocity)], one note per run of on-frames.
+
+    A note that is still on at the last frame ends at T/fps.
+    """
+    roll = to_88_keys(np.asarray(roll) > 0).astype(np.int8)
+    edges = np.diff(np.pad(roll, ((1, 1), (0, 0))), axis=0)
+    notes = []
+    for key in range(roll.shape[1]):
+        onsets = np.flatnonzero(edges[:, key] == 1)
+        offsets = np.flatnonzero(edges[:, key] == -1)
+        notes += [(MIDI_LOW + key, on / fps, off / fps, velocity) for on, off in zip(onsets, offsets)]
+    return sorted(notes, key=lambda n: (n[1], n[0]))
+
+
+def notes_to_pretty_midi(notes, program=0, pedal=()):
+    """(pitch, start, end, velocity) notes (+ optional (down, up) pedal spans) -> PrettyMIDI piano."""
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI(initial_tempo=80)   # tempo is irrelevant: times are in seconds
+    inst = pretty_midi.Instrument(program=program, name="Piano")
+    for pitch, start, end, vel in notes:
+        inst.notes.append(pretty_midi.Note(velocity=int(np.clip(vel, 1, 127)), pitch=int(pitch),
+                                           start=float(start), end=float(end)))
+    for down, up in pedal:
+        inst.control_changes += [pretty_midi.ControlChange(SUSTAIN_CC, 127, float(down)),
+                                 pretty_midi.ControlChange(SUSTAIN_CC, 0, float(up))]
+    pm.instruments.append(inst)
+    return pm
+
+
+def write_midi(pm, path):
+    """Write a PrettyMIDI atomically."""
+    with atomic_path(path) as tmp:
+        pm.write(tmp)
+

@@ -1,0 +1,117 @@
+"""Video in and out: streaming frame reader, H.264 writer, keyboard crops.
+
+OpenCV reads every format here (mp4/H.264, WMV); it cannot write H.264, so writing goes through the
+static ffmpeg that the imageio-ffmpeg wheel bundles. Frames are BGR uint8 (OpenCV's convention).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH
+from audeo_io import AudeoError, atomic_path
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    fps: float
+    n_frames: int          # as reported by the container; may be approximate
+    width: int
+    height: int
+
+    @property
+    def duration(self):
+        return self.n_frames / self.fps if self.fps else 0.0
+
+
+def _open(path):
+    path = Path(path)
+    if not path.is_file():
+        raise AudeoError(f"{path}: video not found")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise AudeoError(f"{path}: cannot be decoded as a video")
+    return cap
+
+
+def video_info(path):
+    """Frame rate, frame count and size of a video, or a one-line error if it cannot be decoded."""
+    cap = _open(path)
+    try:
+        info = VideoInfo(Path(path), cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+                         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        ok, _ = cap.read()
+    finally:
+        cap.release()
+    if not ok or info.width <= 0 or info.fps <= 0:
+        raise AudeoError(f"{path}: no decodable frames")
+    return info
+
+
+def iter_frames(path):
+    """Yield the BGR frames of a video one at a time (memory stays flat for any length)."""
+    cap = _open(path)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
+@contextlib.contextmanager
+def video_writer(path, width, height, fps, crf=20, audio_path=None):
+    """Context manager giving `write(bgr_frame)`; the H.264 mp4 appears at `path` only when complete."""
+    import imageio_ffmpeg
+    with atomic_path(path) as tmp:
+        gen = imageio_ffmpeg.write_frames(
+            tmp, (width, height), pix_fmt_in="bgr24", fps=fps, codec="libx264", quality=None,
+            macro_block_size=2, output_params=["-crf", str(crf)], ffmpeg_log_level="error",
+            audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None)
+        gen.send(None)
+        try:
+            yield lambda frame: gen.send(np.ascontiguousarray(frame))
+        finally:
+            gen.close()
+
+
+def check_box(box, width, height, source):
+    """A valid (x1, y1, x2, y2) inside a width x height frame, or a one-line error naming `source`."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise AudeoError(f"{source}: crop box {x1} {y1} {x2} {y2} is outside the {width}x{height} frame "
+                         "or empty")
+    return x1, y1, x2, y2
+
+
+def crop_keyboard(frame, box, far_side=False):
+    """BGR or gray frame -> the original's input crop: grayscale, CROP_HEIGHT x CROP_WIDTH uint8.
+
+    `far_side` turns the crop 180 degrees, so bass is always on the left and the player below.
+    """
+    x1, y1, x2, y2 = box
+    crop = frame[y1:y2, x1:x2]
+    if crop.ndim == 3:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    interp = cv2.INTER_AREA if (x2 - x1) > CROP_WIDTH else cv2.INTER_LINEAR
+    crop = cv2.resize(crop, (CROP_WIDTH, CROP_HEIGHT), interpolation=interp)
+    return cv2.rotate(crop, cv2.ROTATE_180) if far_side else crop
+
+
+def read_box(path):
+    """Read `x1 y1 x2 y2` from a box.txt file."""
+    path = Path(path)
+    try:
+        values = [float(v) for v in path.read_text().split()]
+    except (OSError, ValueError) as e:
+        raise AudeoError(f"{path}: cannot read a crop box ({e})") from None
+    if len(values) != 4:
+        raise AudeoError(f"{path}: expected 4 numbers x1 y1 x2 y2, got {len(values)}")
+    return tuple(int(round(v)) for v in values)

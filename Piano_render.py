@@ -30,8 +30,8 @@ import numpy as np
 
 from audeo_cli import run
 from audeo_constants import FPS, MIDI_LOW, N_KEYS, N_WHITE_KEYS, SAMPLE_RATE, WHITE_PITCH_CLASSES
-from audeo_io import (AudeoError, atomic_dir, load_midi, midi_notes, notes_to_roll, roll_to_notes,
-                      write_midi)
+from audeo_io import (AudeoError, atomic_dir, load_midi, midi_notes, notes_to_roll, regrid, roll_to_notes,
+                      time_to_frame, write_midi)
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(seed=0, fps=FPS, far_side=False, lead_in=0.6, tail=0.8)
@@ -691,14 +691,9 @@ def check_performance(pm, source):
 
 
 def shift_performance(pm, lead_in):
-    """Move the performance so its first note starts `lead_in` seconds in (leading silence trimmed)."""
-    shift = lead_in - min(n.start for inst in pm.instruments for n in inst.notes)
-    for inst in pm.instruments:
-        for n in inst.notes:
-            n.start, n.end = n.start + shift, n.end + shift
-        for event in inst.control_changes + inst.pitch_bends:
-            event.time = max(0.0, event.time + shift)
-    return pm
+    """The performance moved so its first note starts `lead_in` seconds in, on the MIDI tick grid."""
+    first = min(n.start for inst in pm.instruments for n in inst.notes)
+    return regrid(pm, lead_in - first)
 
 
 class Performance:
@@ -709,7 +704,7 @@ class Performance:
         end = max(n[2] for n in midi_notes(pm, sustain=True))
         self.n_frames = int(math.ceil((end + tail) * fps))
         self.keys_down = notes_to_roll(notes, n_frames=self.n_frames, fps=fps).astype(bool)
-        spans = [(p - MIDI_LOW, int(round(s * fps)), int(round(e * fps)))
+        spans = [(p - MIDI_LOW, time_to_frame(s, fps), time_to_frame(e, fps))
                  for p, s, e, _ in roll_to_notes(self.keys_down, fps=fps)]
         self.tips, self.pressing, self.present = plan_hands(spans, self.n_frames, fps)
 

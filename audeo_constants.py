@@ -41,6 +41,9 @@ CROP_WIDTH = 900
 ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
 MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
 DEFAULT_VELOCITY = 100        # the original's constant note velocity in Midi_synth
+MIDI_TEMPO = 120             # written MIDI files: 120 bpm x 1000 ticks per beat = 0.5 ms ticks,
+MIDI_RESOLUTION = 1000       # so every 25 fps frame boundary (0.04 s) is a whole number of ticks
+TICK_SECONDS = 60.0 / (MIDI_TEMPO * MIDI_RESOLUTION)
 SUSTAIN_CC = 64               # MIDI control change of the sustain (damper) pedal
 PEDAL_DOWN = 64               # CC value at or above which the pedal counts as down
 

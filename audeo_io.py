@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import (DEFAULT_VELOCITY, FPS, MIDI_LOW, N_KEYS, PAPER_MAX_KEY, PAPER_MIN_KEY,
-                             PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC)
+from audeo_constants import (DEFAULT_VELOCITY, FPS, MIDI_LOW, MIDI_RESOLUTION, MIDI_TEMPO, N_KEYS, PAPER_MAX_KEY,
+                             PAPER_MIN_KEY, PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC, TICK_SECONDS)
 
 
 class AudeoError(Exception):
@@ -298,10 +298,15 @@ def midi_notes(pm, sustain=True):
     return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
+def time_to_frame(seconds, fps=FPS):
+    """Nearest frame, halves rounded up; the epsilon keeps float noise from a file's ticks off the tie."""
+    return int(np.floor(seconds * fps + 0.5 + 1e-6))
+
+
 def notes_to_roll(notes, n_frames=None, fps=FPS):
     """(pitch, start, end, velocity) notes -> binary (T, 88) uint8 roll at `fps`.
 
-    A note covers frames round(start*fps) .. round(end*fps)-1, at least one frame. When the same key
+    A note covers frames time_to_frame(start) .. time_to_frame(end)-1, at least one frame. When the same key
     is struck again before the previous note's last frame ends, the previous note is cut one frame
     early so the re-strike stays visible as two notes (the original merged them into one).
     """
@@ -310,8 +315,8 @@ def notes_to_roll(notes, n_frames=None, fps=FPS):
         key = pitch - MIDI_LOW
         if not 0 <= key < N_KEYS:
             continue
-        f0 = int(round(start * fps))
-        spans.setdefault(key, []).append([f0, max(int(round(end * fps)), f0 + 1)])
+        f0 = time_to_frame(start, fps)
+        spans.setdefault(key, []).append([f0, max(time_to_frame(end, fps), f0 + 1)])
     total = max((s[1] for v in spans.values() for s in v), default=0)
     n_frames = total if n_frames is None else n_frames
     roll = np.zeros((n_frames, N_KEYS), dtype=np.uint8)
@@ -344,19 +349,44 @@ def roll_to_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY):
     return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
+def on_tick_grid(seconds):
+    """`seconds` rounded to the written files' tick (0.5 ms), so writing and reading changes nothing."""
+    return round(float(seconds) / TICK_SECONDS) * TICK_SECONDS
+
+
+def new_pretty_midi():
+    """An empty PrettyMIDI whose ticks fall on every frame boundary (see MIDI_TEMPO)."""
+    import pretty_midi
+    return pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO)
+
+
 def notes_to_pretty_midi(notes, program=0, pedal=()):
     """(pitch, start, end, velocity) notes (+ optional (down, up) pedal spans) -> PrettyMIDI piano."""
     import pretty_midi
-    pm = pretty_midi.PrettyMIDI(initial_tempo=80)   # tempo is irrelevant: times are in seconds
+    pm = new_pretty_midi()
     inst = pretty_midi.Instrument(program=program, name="Piano")
     for pitch, start, end, vel in notes:
         inst.notes.append(pretty_midi.Note(velocity=int(np.clip(vel, 1, 127)), pitch=int(pitch),
-                                           start=float(start), end=float(end)))
+                                           start=on_tick_grid(start), end=on_tick_grid(end)))
     for down, up in pedal:
-        inst.control_changes += [pretty_midi.ControlChange(SUSTAIN_CC, 127, float(down)),
-                                 pretty_midi.ControlChange(SUSTAIN_CC, 0, float(up))]
+        inst.control_changes += [pretty_midi.ControlChange(SUSTAIN_CC, 127, on_tick_grid(down)),
+                                 pretty_midi.ControlChange(SUSTAIN_CC, 0, on_tick_grid(up))]
     pm.instruments.append(inst)
     return pm
+
+
+def regrid(pm, shift=0.0):
+    """A copy of `pm` moved by `shift` seconds with every time on the tick grid (events before 0 clamp to 0)."""
+    import pretty_midi
+    out = new_pretty_midi()
+    for inst in pm.instruments:
+        new = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)
+        new.notes = [pretty_midi.Note(n.velocity, n.pitch, on_tick_grid(max(0.0, n.start + shift)),
+                                      on_tick_grid(max(0.0, n.end + shift))) for n in inst.notes]
+        new.control_changes = [pretty_midi.ControlChange(c.number, c.value, on_tick_grid(max(0.0, c.time + shift)))
+                               for c in inst.control_changes]
+        out.instruments.append(new)
+    return out
 
 
 def write_midi(pm, path):

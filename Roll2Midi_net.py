@@ -1,0 +1,180 @@
+"""Roll2Midi networks: the original Audeo generator (a "U-Net" without resampling) and PatchGAN.
+
+Shapes:
+- input: (B, 1, n_keys, frames) probabilities in [0, 1], the sigmoid of Video2Roll logits over a
+  4 s window (frames = ROLL2MIDI_FRAMES = 100); n_keys is 88 here, PAPER_N_KEYS = 51 in the paper.
+- Generator output: (B, 1, n_keys, frames) in [0, 1] (sigmoid), the refined MIDI roll.
+- Discriminator output: (B, 1, h, w) PatchGAN scores, no sigmoid (trained with LSGAN MSE);
+  h, w = n_keys, frames halved (rounding up) three times, i.e. 7 x 13 for 51 x 100.
+
+Architecture as in the original (reference section 5): every generator conv is 3x3 stride 1 pad 1
+without bias, so the map keeps its size; skips are concatenated [upsampled, skip]; dropout 0.5 on
+down3..down6 and up1..up3; a biased 1x1 conv and a sigmoid at the end. With base_channels = 64 the
+generator has 25,103,665 parameters (independent of n_keys) and the discriminator 1,554,433.
+Module and Sequential names follow the original, so its checkpoints' state dicts load as they are.
+
+Deliberate change: the original writes ``nn.BatchNorm2d(c, 0.8)``, whose second positional argument
+is eps, not momentum (the PyTorch-GAN idiom), so it normalises with eps = 0.8. Here eps defaults to
+PyTorch's 1e-5; ``Roll2MidiConfig(original_bn_eps=True)`` restores eps = 0.8, e.g. to run original
+checkpoints exactly as they were trained.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from audeo_constants import N_KEYS, ROLL2MIDI_FRAMES
+
+IN_CHANNELS = 1                 # one probability map per window
+ORIGINAL_BN_EPS = 0.8           # what BatchNorm2d(c, 0.8) really sets
+DEFAULT_BN_EPS = 1e-5           # PyTorch's default eps
+ORIGINAL_BASE_CHANNELS = 64     # width of the original's first conv; all widths scale with it
+DROPOUT = 0.5
+LEAKY_SLOPE = 0.2
+INIT_STD = 0.02
+N_STRIDED = 3                   # discriminator blocks with stride 2
+
+
+@dataclass
+class Roll2MidiConfig:
+    n_keys: int = N_KEYS                    # PAPER_N_KEYS (51) for the paper preset
+    frames: int = ROLL2MIDI_FRAMES
+    original_bn_eps: bool = False           # True: BatchNorm eps 0.8 as in the original
+    base_channels: int = ORIGINAL_BASE_CHANNELS  # 64 = original; small values for tiny test models
+
+    def __post_init__(self):
+        if self.n_keys < 1 or self.frames < 1:
+            raise ValueError(f"n_keys and frames must be positive, got {self.n_keys}, {self.frames}")
+        # up5 has base/4 channels (16 in the original), so base must be a multiple of 4
+        if self.base_channels < 4 or self.base_channels % 4:
+            raise ValueError(f"base_channels must be a positive multiple of 4, got {self.base_channels}")
+
+    @property
+    def bn_eps(self) -> float:
+        return ORIGINAL_BN_EPS if self.original_bn_eps else DEFAULT_BN_EPS
+
+
+def init_weights(module: nn.Module) -> None:
+    """The original's weights_init_normal: conv weights N(0, 0.02); BN gamma N(1, 0.02), beta 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, INIT_STD)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, INIT_STD)
+        nn.init.zeros_(module.bias)
+
+
+class UNetDown(nn.Module):
+    """3x3 conv (no bias) -> [BN] -> LeakyReLU -> [dropout]; keeps the spatial size."""
+
+    def __init__(self, c_in, c_out, bn_eps, normalize=True, dropout=0.0):
+        super().__init__()
+        layers = [nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+        if normalize:
+            layers.append(nn.BatchNorm2d(c_out, eps=bn_eps))
+        layers.append(nn.LeakyReLU(LEAKY_SLOPE))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class UNetUp(nn.Module):
+    """3x3 stride-1 ConvT (no bias) -> BN -> ReLU -> [dropout], then concatenate the skip."""
+
+    def __init__(self, c_in, c_out, bn_eps, dropout=0.0):
+        super().__init__()
+        layers = [nn.ConvTranspose2d(c_in, c_out, 3, 1, 1, bias=False),
+                  nn.BatchNorm2d(c_out, eps=bn_eps), nn.ReLU(inplace=True)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x, skip):
+        # order [x, skip] as in the original, so its checkpoints' weights line up
+        return torch.cat((self.model(x), skip), 1)
+
+
+class Generator(nn.Module):
+    """Original Roll2Midi generator: (B, 1, K, T) probabilities -> (B, 1, K, T) in [0, 1]."""
+
+    def __init__(self, config: Roll2MidiConfig = None):
+        super().__init__()
+        cfg = config or Roll2MidiConfig()
+        b, eps = cfg.base_channels, cfg.bn_eps
+        self.down1 = UNetDown(IN_CHANNELS, b, eps, normalize=False)
+        self.down2 = UNetDown(b, 2 * b, eps)
+        self.down3 = UNetDown(2 * b, 4 * b, eps, dropout=DROPOUT)
+        self.down4 = UNetDown(4 * b, 8 * b, eps, dropout=DROPOUT)
+        self.down5 = UNetDown(8 * b, 16 * b, eps, dropout=DROPOUT)
+        self.down6 = UNetDown(16 * b, 16 * b, eps, dropout=DROPOUT)
+        # each up input = previous up output + its skip (channel counts of the concatenations)
+        self.up1 = UNetUp(16 * b, 8 * b, eps, dropout=DROPOUT)
+        self.up2 = UNetUp(8 * b + 16 * b, 4 * b, eps, dropout=DROPOUT)
+        self.up3 = UNetUp(4 * b + 8 * b, 2 * b, eps, dropout=DROPOUT)
+        self.up4 = UNetUp(2 * b + 4 * b, b, eps)
+        self.up5 = UNetUp(b + 2 * b, b // 4, eps)
+        self.conv1d = nn.Conv2d(b // 4 + b, IN_CHANNELS, kernel_size=1)  # biased, as original
+        self.apply(init_weights)
+
+    def forward(self, x):
+        d1 = self.down1(x)
+        d2 = self.down2(d1)
+        d3 = self.down3(d2)
+        d4 = self.down4(d3)
+        d5 = self.down5(d4)
+        d6 = self.down6(d5)
+        u = self.up1(d6, d5)
+        u = self.up2(u, d4)
+        u = self.up3(u, d3)
+        u = self.up4(u, d2)
+        u = self.up5(u, d1)
+        return torch.sigmoid(self.conv1d(u))
+
+
+def _halve(n: int) -> int:
+    """Output size of a 3x3 stride-2 pad-1 conv (rounds up)."""
+    return (n - 1) // 2 + 1
+
+
+def patch_shape(n_keys: int, frames: int) -> tuple:
+    """Discriminator output (1, h, w). The original's int(n/8)+1 is wrong when 8 divides n."""
+    h, w = n_keys, frames
+    for _ in range(N_STRIDED):
+        h, w = _halve(h), _halve(w)
+    return (1, h, w)
+
+
+class Discriminator(nn.Module):
+    """Original PatchGAN: (B, 1, K, T) roll -> (B, 1, h, w) raw scores (LSGAN, no sigmoid)."""
+
+    def __init__(self, config: Roll2MidiConfig = None):
+        super().__init__()
+        cfg = config or Roll2MidiConfig()
+        b = cfg.base_channels
+        self.output_shape = patch_shape(cfg.n_keys, cfg.frames)
+        layers, c_in = [], IN_CHANNELS
+        # (width, stride, instance norm): the last block keeps the size (stride 1)
+        for c_out, stride, norm in [(b, 2, False), (2 * b, 2, True), (4 * b, 2, True), (8 * b, 1, True)]:
+            layers.append(nn.Conv2d(c_in, c_out, 3, stride, 1))
+            if norm:
+                layers.append(nn.InstanceNorm2d(c_out))  # affine off (PyTorch default)
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, IN_CHANNELS, 3, 1, 1))
+        self.model = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def build_models(config: Roll2MidiConfig = None) -> tuple:
+    """(Generator, Discriminator) for one config, initialised as the original."""
+    cfg = config or Roll2MidiConfig()
+    return Generator(cfg), Discriminator(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

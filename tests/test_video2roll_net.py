@@ -1,0 +1,130 @@
+"""Video2Roll networks: the original's exact size and shapes, the fast variant's contract and cost."""
+import numpy as np
+import pytest
+import torch
+
+import Video2Roll_net as vn
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH, N_KEYS, PAPER_MAX_KEY, PAPER_MIN_KEY, PAPER_N_KEYS, STACK_FRAMES
+
+PAPER_PARAMETERS = 12_713_651          # reference section 3, derived from the original's layers
+PAPER_GFLOPS = 10.4                    # reference environment notes, per 5 x 100 x 900 sample
+
+
+def batch(n=2, seed=0):
+    return torch.rand(n, STACK_FRAMES, CROP_HEIGHT, CROP_WIDTH, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def paper51():
+    torch.manual_seed(0)
+    return vn.build_model("paper51")
+
+
+def test_paper_net_has_the_originals_parameter_count(paper51):
+    assert vn.count_parameters(paper51) == PAPER_PARAMETERS
+    # the reference's breakdown: FTBs 1,311,744; FRBs 140,032; top 32,960; head 23,091
+    part = lambda *names: sum(vn.count_parameters(getattr(paper51, n)) for n in names)
+    assert part("FTB2_1", "FTB2_2", "FTB3", "FTB4") == 1_311_744
+    assert part("FRB2", "FRB3", "FRB4") == 140_032
+    assert part("toplayer", "toplayer_bn") == 32_960
+    assert part("conv2", "fc") == 23_091
+
+
+def test_paper_net_keeps_the_originals_state_dict_names(paper51):
+    keys = set(paper51.state_dict())
+    for k in ("conv1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.1.running_var", "FTB2_1.conv0.weight",
+              "FTB4.bn1.running_mean", "FRB4.fc1.weight", "toplayer_bn.bias", "conv2.bias", "fc.weight"):
+        assert k in keys
+    assert paper51.conv1.weight.shape == (64, STACK_FRAMES, 11, 11)
+    assert paper51.fc.weight.shape == (PAPER_N_KEYS, 128)
+
+
+def test_paper_net_shapes(paper51):
+    seen = {}
+    hooks = [getattr(paper51, n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.shape[1:]))
+             for n in ("maxpool", "layer1", "layer2", "layer3", "layer4", "toplayer_relu", "FRB2", "FRB3", "FRB4")]
+    paper51.eval()
+    with torch.no_grad():
+        out = paper51(batch())
+    for h in hooks:
+        h.remove()
+    assert out.shape == (2, PAPER_N_KEYS)
+    assert seen["maxpool"] == (64, 25, 225) and seen["layer1"] == (64, 25, 225)
+    assert seen["layer2"] == (128, 13, 113) and seen["layer3"] == (256, 7, 57) and seen["layer4"] == (512, 4, 29)
+    assert seen["toplayer_relu"] == (64, 4, 29)
+    assert seen["FRB2"] == seen["FRB3"] == seen["FRB4"] == (128, 4, 29)
+
+
+def test_paper_net_88_keys_output():
+    model = vn.build_model("paper").eval()
+    with torch.no_grad():
+        assert model(batch()).shape == (2, N_KEYS)
+
+
+def test_paper_flops_match_the_reference(paper51):
+    assert vn.flops_per_frame(paper51) / 1e9 == pytest.approx(PAPER_GFLOPS, rel=0.05)
+
+
+@pytest.mark.parametrize("name,n_keys", [("fast", N_KEYS), ("fast51", PAPER_N_KEYS)])
+def test_fast_net_forward_backward(name, n_keys):
+    torch.manual_seed(0)
+    model = vn.build_model(name)
+    x = batch()
+    out = model(x)
+    assert out.shape == (2, n_keys)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.zeros_like(out))
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_fast_net_is_cheap():
+    cfg = vn.preset("fast")
+    assert vn.flops_per_frame(cfg) < 1e9                       # vs 10.4 GFLOPs for the paper net
+    assert vn.count_parameters(vn.build_model(cfg)) < 1_000_000
+
+
+def test_fast_key_prior_starts_at_each_keys_position():
+    model = vn.build_model("fast51")
+    peak = model.key_prior.argmax(dim=1).float() / model.positions       # fraction of the width
+    assert torch.all(peak[1:] >= peak[:-1])                                # keys left to right
+    assert torch.allclose(peak, vn.key_centres(model.config), atol=2.0 / model.positions)
+
+
+def test_temporal_difference_stem_equals_a_conv_on_centre_and_differences():
+    conv = vn.TemporalDiffConv2d(STACK_FRAMES, 4, 3.0, kernel_size=3, padding=1)
+    x = torch.rand(1, STACK_FRAMES, 8, 12)
+    r = STACK_FRAMES // 2
+    mixed = torch.cat([x[:, r:r + 1], 3.0 * (torch.cat([x[:, :r], x[:, r + 1:]], 1) - x[:, r:r + 1])], 1)
+    expected = torch.nn.functional.conv2d(mixed, conv.weight, padding=1)
+    assert torch.allclose(conv(x), expected, atol=1e-5)
+    assert torch.allclose(conv.to_plain()(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fast", "paper51"])
+def test_inference_model_gives_the_same_outputs(name):
+    torch.manual_seed(0)
+    model = vn.build_model(name)
+    model.train()
+    with torch.no_grad():
+        model(batch(4, seed=1))          # move BN running statistics away from their defaults
+    model.eval()
+    x = batch()
+    with torch.no_grad():
+        ref = model(x)
+        out = vn.inference_model(model)(x)
+    assert torch.allclose(ref, out, atol=1e-4, rtol=1e-4)
+
+
+def test_key_range_helpers():
+    assert vn.first_key(vn.preset("paper51")) == PAPER_MIN_KEY and vn.first_key(vn.preset("fast")) == 0
+    assert list(vn.key_columns(vn.preset("fast51"))) == list(range(PAPER_MIN_KEY, PAPER_MAX_KEY + 1))
+    full = vn.outputs_to_88(np.ones((3, PAPER_N_KEYS), dtype=np.float32), vn.preset("paper51"))
+    assert full.shape == (3, N_KEYS) and full[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1].all()
+    assert full.sum() == 3 * PAPER_N_KEYS
+    t = vn.outputs_to_88(torch.ones(2, N_KEYS), vn.preset("fast"))
+    assert torch.equal(t, torch.ones(2, N_KEYS))
+    with pytest.raises(ValueError):
+        vn.Video2RollConfig(n_keys=60)
+    with pytest.raises(ValueError):
+        vn.Video2RollConfig(arch="resnet")

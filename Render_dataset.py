@@ -30,15 +30,11 @@ import cv2
 import numpy as np
 
 from audeo_cli import run
-from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FPS, FRAME_STORE_DIR, FRAMES_DIR, LABELS_DIR, MIDI_DIR,
-                             SPLITS)
-from audeo_io import (AudeoError, atomic_dir, atomic_path, midi_to_roll, regrid, save_labels, write_midi,
-                      write_segments)
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS, FRAMES_DIR, SPLITS
+from audeo_io import AudeoError, atomic_dir, atomic_path, regrid, write_dataset_video
 
 DEFAULTS = dict(hours=2.2, seed=0, workers=os.cpu_count() or 1, far_side_fraction=0.3, renditions=1,
                 val_fraction=0.1, test_fraction=0.1, box_jitter=0.012)
-KEYDOWN_LABELS_DIR = "labels_keydown"
-PERFORMANCE_DIR = "performances"
 VIDEO_DIR = "videos"
 
 
@@ -112,13 +108,8 @@ def jitter_box(box, size, rng, amount):
             int(np.clip(x2 + dx[1], x1 + dx[0] + 2, w_img)), int(np.clip(y2 + dy[1], y1 + dy[0] + 2, h_img)))
 
 
-def outputs_of(out, job):
-    return {"frames": out / FRAME_STORE_DIR / job.split / f"{job.name}.npy",
-            "labels": out / LABELS_DIR / job.split / f"{job.name}.pkl",
-            "keydown": out / KEYDOWN_LABELS_DIR / job.split / f"{job.name}.pkl",
-            "midi": out / MIDI_DIR / job.split / job.name,
-            "performance": out / PERFORMANCE_DIR / job.split / f"{job.name}.mid",
-            "entry": out / "entries" / f"{job.name}.json"}
+def entry_path(out, job):
+    return out / "entries" / f"{job.name}.json"
 
 
 def build_video(out, job, box_jitter, save_video, save_jpg):
@@ -126,9 +117,9 @@ def build_video(out, job, box_jitter, save_video, save_jpg):
     import Piano_render as R
     from audeo_video import crop_keyboard, video_writer
 
-    paths = outputs_of(out, job)
-    if paths["entry"].exists():                      # written last: the video is complete
-        return json.loads(paths["entry"].read_text())
+    done = entry_path(out, job)
+    if done.exists():                                # written last: the video is complete
+        return json.loads(done.read_text())
     pm = R.shift_performance(job.piece.performance(job.seed), DEFAULT_LEAD_IN)
     scene = R.sample_scene(job.seed, far_side=job.far_side, fps=FPS)
     perf = R.Performance(pm, FPS, R.DEFAULTS["tail"])
@@ -150,22 +141,14 @@ def build_video(out, job, box_jitter, save_video, save_jpg):
                 if write:
                     write(frame)
             prev = tips
-    sustain = midi_to_roll(pm, sustain=True, n_frames=perf.n_frames)[first:]
-    keydown = perf.keys_down[first:].astype(np.uint8)
-    with atomic_path(paths["frames"]) as tmp:
-        np.save(tmp, crops)
-    save_labels(paths["labels"], sustain)
-    save_labels(paths["keydown"], keydown)
-    with atomic_dir(paths["midi"]) as tmp:
-        write_segments(tmp, midi=sustain)
-    write_midi(regrid(pm, -first / FPS), paths["performance"])
+    write_dataset_video(out, job.split, job.name, crops, regrid(pm, -first / FPS))
     if save_jpg:
         _write_jpgs(out / FRAMES_DIR / job.split / job.name, crops)
     entry = dict(name=job.name, split=job.split, group=job.piece.group, kind=job.piece.kind,
                  source=job.piece.source, seed=job.seed, far_side=job.far_side, n_frames=int(n),
                  seconds=n / FPS, n_notes=int(sum(len(i.notes) for i in pm.instruments)),
                  frame_size=list(scene.size), box=list(true_box), crop_box=list(box), trimmed_frames=first)
-    with atomic_path(paths["entry"]) as tmp:
+    with atomic_path(done) as tmp:
         Path(tmp).write_text(json.dumps(entry))
     return entry
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -95,7 +96,6 @@ def outputs_to_88(values, config, fill=0):
     if isinstance(values, torch.Tensor):
         full = torch.full(shape, fill, dtype=values.dtype, device=values.device)
     else:
-        import numpy as np
         full = np.full(shape, fill, dtype=values.dtype)
     full[..., cols.start:cols.stop] = values
     return full
@@ -366,6 +366,67 @@ def flops_per_frame(config_or_model):
     finally:
         model.train(was_training)
     return counter.get_total_flops()
+
+
+class KeySubset(nn.Module):
+    """A model's outputs restricted to the paper's 51 keys (an 88-key model scored like the paper's)."""
+
+    def __init__(self, model, config):
+        super().__init__()
+        self.model, self.config = model, config
+        self.first = first_key(config)
+
+    def forward(self, x):
+        return self.model(x)[:, self.first:self.first + self.config.n_keys]
+
+
+def _config_from_checkpoint(ckpt, path):
+    """(config, state_dict) from an Audeo checkpoint {config, model} or the original's bare state_dict."""
+    from audeo_io import AudeoError
+    if isinstance(ckpt, dict) and "config" in ckpt and "model" in ckpt:
+        fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                  for k, v in ckpt["config"].items()}
+        try:
+            return Video2RollConfig(**fields), ckpt["model"]
+        except (TypeError, ValueError) as e:
+            raise AudeoError(f"{path}: unusable model config ({e})") from None
+    if isinstance(ckpt, dict) and "FTB2_1.conv0.weight" in ckpt and "fc.weight" in ckpt:   # BCE_5f_FAN.pth
+        return preset("paper51", n_keys=int(ckpt["fc.weight"].shape[0])), ckpt
+    raise AudeoError(f"{path}: not a Video2Roll checkpoint (no config/model, not the original's state_dict)")
+
+
+def load_model(path, device="cpu", n_keys=None, fuse=True):
+    """(eval-mode model on `device`, its config) from a checkpoint file.
+
+    Reads this project's checkpoints ({'config': asdict(config), 'model': state_dict}, fp16 or fp32)
+    and the original's bare state_dict. n_keys=None keeps the model's keys; n_keys=51 on an 88-key
+    model returns only the paper's keys (config.n_keys becomes 51); asking a 51-key model for 88
+    is an error. fuse=True returns `inference_model` (BN folded; channels-last on CPU).
+    """
+    from pathlib import Path
+    from audeo_io import AudeoError
+    path = Path(path)
+    if not path.is_file():
+        raise AudeoError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:   # torch raises many types for truncated or foreign files
+        raise AudeoError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    config, state = _config_from_checkpoint(ckpt, path)
+    model = build_model(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise AudeoError(f"{path}: weights do not fit a {config.arch} net with {config.n_keys} keys "
+                         f"({str(e).splitlines()[0]})") from None
+    if n_keys is not None and n_keys != config.n_keys:
+        if n_keys != PAPER_N_KEYS:
+            raise AudeoError(f"{path}: the model predicts {config.n_keys} keys, cannot give {n_keys}")
+        config = replace(config, n_keys=PAPER_N_KEYS)
+        model = KeySubset(model, config)
+    device = torch.device(device)
+    model = inference_model(model, channels_last=device.type == "cpu") if fuse else model.eval()
+    return model.to(device), config
 
 
 def inference_model(model, channels_last=True):

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import (DEFAULT_VELOCITY, FPS, MIDI_LOW, MIDI_RESOLUTION, MIDI_TEMPO, N_KEYS, PAPER_MAX_KEY,
+from audeo_constants import (DEFAULT_VELOCITY, FPS, FRAME_STORE_DIR, KEYDOWN_LABELS_DIR, LABELS_DIR, MIDI_DIR,
+                             PERFORMANCE_DIR, MIDI_LOW, MIDI_RESOLUTION, MIDI_TEMPO, N_KEYS, PAPER_MAX_KEY,
                              PAPER_MIN_KEY, PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC, TICK_SECONDS)
 
 
@@ -394,3 +395,26 @@ def write_midi(pm, path):
     with atomic_path(path) as tmp:
         pm.write(tmp)
 
+
+
+# --------------------------------------------------------------------------- dataset layout
+
+def write_dataset_video(root, split, name, crops, performance=None):
+    """Write one video into a dataset root: its frame store and, given its performance MIDI (times
+    on the video's frames), labels/, labels_keydown/, midi/ segments and performances/.
+
+    Each file or folder appears only when complete. Returns the (sustain, keydown) label rolls.
+    """
+    root = Path(root)
+    with atomic_path(root / FRAME_STORE_DIR / split / f"{name}.npy") as tmp:
+        np.save(tmp, crops)
+    if performance is None:
+        return None
+    sustain = midi_to_roll(performance, sustain=True, n_frames=len(crops))
+    keydown = midi_to_roll(performance, sustain=False, n_frames=len(crops))
+    save_labels(root / LABELS_DIR / split / f"{name}.pkl", sustain)
+    save_labels(root / KEYDOWN_LABELS_DIR / split / f"{name}.pkl", keydown)
+    with atomic_dir(root / MIDI_DIR / split / name) as tmp:
+        write_segments(tmp, midi=sustain)
+    write_midi(performance, root / PERFORMANCE_DIR / split / f"{name}.mid")
+    return sustain, keydown

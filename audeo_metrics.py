@@ -157,6 +157,46 @@ def all_metrics(pred, target, fps=FPS, notes=True):
     return out
 
 
+def video_set_metrics(preds, targets, fps=FPS, notes=True):
+    """all_metrics over several videos, i.e. over their frames and notes together.
+
+    `preds`, `targets`: lists of (T_i, K) binary rolls, one pair per video. Frame metrics use all
+    frames of all videos (sklearn's samples average is a mean over frames; pooled counts add up);
+    notes are read per video (no note spans two videos) and their match counts are summed.
+    """
+    if len(preds) != len(targets) or not preds:
+        raise ValueError(f"need one target per prediction, got {len(preds)} and {len(targets)}")
+    pairs = [_check_pair(p, t) for p, t in zip(preds, targets)]
+    pred, target = np.concatenate([p for p, _ in pairs]), np.concatenate([t for _, t in pairs])
+    out = all_metrics(pred, target, fps=fps, notes=False)
+    if notes:
+        per_video = [note_metrics(p, t, fps) for p, t in pairs]
+        total = {k: sum(m[k] for m in per_video) for k in ("n_ref", "n_est", "onset_matched", "onset_offset_matched")}
+        out.update({f"note_{k}": v for k, v in total.items()})
+        for name in ("onset", "onset_offset"):
+            prf = _prf(total[f"{name}_matched"], total["n_est"], total["n_ref"])
+            out.update({f"note_{name}_{k}": v for k, v in prf.items()})
+    return out
+
+
+# The columns an evaluation table shows (all_metrics has more, e.g. the note counts).
+SUMMARY_COLUMNS = ["frame_sklearn_precision", "frame_sklearn_recall", "frame_sklearn_f1", "frame_sklearn_accuracy",
+                   "frame_pooled_precision", "frame_pooled_recall", "frame_pooled_f1",
+                   "note_onset_precision", "note_onset_recall", "note_onset_f1",
+                   "note_onset_offset_precision", "note_onset_offset_recall", "note_onset_offset_f1"]
+
+# Table headers: long metric names shortened (the JSON/dict keys keep the long names).
+_SHORT = (("frame_sklearn_", "orig_"), ("frame_pooled_", "frame_"), ("note_onset_offset_", "onoff_"),
+          ("note_onset_", "onset_"), ("precision", "P"), ("recall", "R"), ("f1", "F1"), ("accuracy", "acc"))
+
+
+def short_name(name):
+    """'frame_sklearn_precision' -> 'orig_P', 'note_onset_offset_f1' -> 'onoff_F1', others unchanged."""
+    for long, short in _SHORT:
+        name = name.replace(long, short)
+    return name
+
+
 def threshold_sweep(probs, target, thresholds, fps=FPS, notes=True):
     """[(threshold, all_metrics(probs >= threshold, target))] for each threshold.
 
@@ -172,10 +212,12 @@ def best_threshold(sweep, metric="frame_pooled_f1"):
     return max(sweep, key=lambda row: row[1][metric])
 
 
-def format_table(rows, columns=None, digits=3):
+def format_table(rows, columns=None, digits=3, short_headers=True):
     """Rows (dicts) -> an aligned text table; numbers right-aligned with `digits` decimals.
 
     `columns` defaults to every key in order of first appearance; missing cells are blank.
+    Headers use `short_name` (orig_ = the original's sklearn figures, frame_ = pooled frame
+    metrics, onset_ / onoff_ = note onset / onset+offset) unless short_headers=False.
     """
     rows = list(rows)
     if columns is None:
@@ -186,17 +228,18 @@ def format_table(rows, columns=None, digits=3):
             return f"{v:.{digits}f}"
         return "" if v is None else str(v)
 
+    headers = [short_name(c) if short_headers else c for c in columns]
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
-    numeric = [all(isinstance(row.get(c), (int, float, np.number)) or c not in row for row in rows)
-               for c in columns]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row.get(c), (int, float, np.number)) for row in rows if c in row) for c in columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w)
                          for v, w, num in zip(values, widths, numeric)).rstrip()
 
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 __all__ = ["original_frame_metrics", "pooled_frame_metrics", "mir_eval_frame_metrics", "note_metrics",
-           "roll_to_mir_eval_notes", "all_metrics", "threshold_sweep", "best_threshold", "format_table"]
+           "roll_to_mir_eval_notes", "all_metrics", "video_set_metrics", "threshold_sweep", "best_threshold",
+           "format_table", "short_name", "SUMMARY_COLUMNS"]

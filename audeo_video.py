@@ -6,13 +6,14 @@ static ffmpeg that the imageio-ffmpeg wheel bundles. Frames are BGR uint8 (OpenC
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from audeo_constants import CROP_HEIGHT, CROP_WIDTH
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS
 from audeo_io import AudeoError, atomic_path
 
 
@@ -115,3 +116,32 @@ def read_box(path):
     if len(values) != 4:
         raise AudeoError(f"{path}: expected 4 numbers x1 y1 x2 y2, got {len(values)}")
     return tuple(int(round(v)) for v in values)
+
+
+def resample_indices(src_fps, n_src, fps=FPS):
+    """For each output frame at `fps`, the source frame nearest in time (a video at any rate -> 25 fps)."""
+    duration = n_src / src_fps
+    n_out = int(math.floor(duration * fps + 1e-6))
+    return np.minimum(np.floor(np.arange(n_out) * src_fps / fps + 0.5 + 1e-6).astype(int), n_src - 1)
+
+
+def iter_resampled(path, fps=FPS):
+    """Yield the frames of a video resampled in time to `fps` (nearest source frame), streaming."""
+    info = video_info(path)
+    if abs(info.fps - fps) < 1e-3:
+        yield from iter_frames(path)
+        return
+    step = info.fps / fps
+    want = 0                                        # index of the next output frame
+    for i, frame in enumerate(iter_frames(path)):
+        while math.floor(want * step + 0.5 + 1e-6) == i:
+            yield frame
+            want += 1
+
+
+def iter_crops(path, box, far_side=False, fps=FPS):
+    """Grayscale 100x900 keyboard crops of a video at `fps`, one at a time; the box is checked first."""
+    info = video_info(path)
+    box = check_box(box, info.width, info.height, path)
+    for frame in iter_resampled(path, fps):
+        yield crop_keyboard(frame, box, far_side)

@@ -15,3 +15,18 @@ def shared_data(*parts):
     if not path.exists():
         pytest.skip(f"real test material not present: {path} (../shared/data is not in a user's clone)")
     return path
+
+
+TINY_CLIPS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Three short rendered clips in the original layout (one per split), built once per session."""
+    import Render_dataset
+    from test_render import write_clip_midi
+    d = tmp_path_factory.mktemp("tiny")
+    midis = [str(write_clip_midi(d / f"clip{i}.mid", seconds=2.5, seed=10 + i)) for i in range(TINY_CLIPS)]
+    Render_dataset.main(["--out", str(d / "data"), "--no-corpus", "--midi", *midis, "--workers", "2",
+                         "--far-side-fraction", "0.34", "--box-jitter", "0"])
+    return d / "data"

@@ -203,3 +203,29 @@ def test_format_table_aligns_columns():
     assert lines[0].split() == ["model", "f1", "n"]
     assert lines[2].split() == ["paper", "0.500", "3"] and lines[3].split() == ["fast", "0.750"]
     assert len({len(line) for line in lines[:3]}) == 1              # aligned columns
+
+
+def test_video_set_metrics_pools_frames_and_notes_over_videos():
+    # video 1: target A frames 0..4, pred A frames 0..4 (1 matched note); ends sounding.
+    # video 2: target A frames 0..4 (starts sounding), pred nothing.
+    # Concatenated, A would be one 10-frame note; per video it is two notes: n_ref 2, n_est 1, 1 match.
+    t1, p1 = note_roll(5, [(A, 0, 5)]), note_roll(5, [(A, 0, 5)])
+    t2, p2 = note_roll(5, [(A, 0, 5)]), roll(5, [])
+    m = am.video_set_metrics([p1, p2], [t1, t2])
+    assert (m["note_n_ref"], m["note_n_est"], m["note_onset_matched"]) == (2, 1, 1)
+    assert m["note_onset_precision"] == 1.0 and m["note_onset_recall"] == 0.5
+    whole = am.all_metrics(np.concatenate([p1, p2]), np.concatenate([t1, t2]), notes=False)
+    assert {k: v for k, v in m.items() if k.startswith("frame_")} == whole
+    assert set(am.SUMMARY_COLUMNS) <= set(m)
+    assert am.video_set_metrics([p1], [t1], notes=False) == am.all_metrics(p1, t1, notes=False)
+
+
+def test_short_headers():
+    assert am.short_name("frame_sklearn_accuracy") == "orig_acc"
+    assert am.short_name("frame_pooled_f1") == "frame_F1"
+    assert am.short_name("note_onset_offset_recall") == "onoff_R"
+    assert am.short_name("note_onset_precision") == "onset_P"
+    assert am.short_name("video") == "video"
+    text = am.format_table([{"note_onset_f1": 0.5}])
+    assert text.splitlines()[0] == "onset_F1"
+    assert am.format_table([{"note_onset_f1": 0.5}], short_headers=False).startswith("note_onset_f1")

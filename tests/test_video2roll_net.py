@@ -128,3 +128,39 @@ def test_key_range_helpers():
         vn.Video2RollConfig(n_keys=60)
     with pytest.raises(ValueError):
         vn.Video2RollConfig(arch="resnet")
+
+
+def _save(path, obj):
+    torch.save(obj, path)
+    return path
+
+
+def test_load_model_round_trip_and_key_subset(tmp_path):
+    import dataclasses
+    torch.manual_seed(0)
+    cfg = vn.preset("fast")
+    model = vn.build_model(cfg).eval()
+    path = _save(tmp_path / "m.pt", dict(config=dataclasses.asdict(cfg), model=model.state_dict()))
+    x = batch()
+    with torch.no_grad():
+        ref = model(x)
+        loaded, config = vn.load_model(path)
+        assert config == cfg
+        assert torch.allclose(loaded(x), ref, atol=1e-4)
+        sub, sub_cfg = vn.load_model(path, n_keys=PAPER_N_KEYS, fuse=False)    # 88-key model on the paper's keys
+        assert sub_cfg.n_keys == PAPER_N_KEYS and vn.first_key(sub_cfg) == PAPER_MIN_KEY
+        assert torch.allclose(sub(x), ref[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1], atol=1e-5)
+
+
+def test_load_model_reads_the_originals_bare_state_dict_and_rejects_garbage(tmp_path, paper51):
+    from audeo_io import AudeoError
+    model, config = vn.load_model(_save(tmp_path / "BCE_5f_FAN.pth", paper51.state_dict()), fuse=False)
+    assert config.arch == "paper" and config.n_keys == PAPER_N_KEYS
+    assert torch.equal(model.fc.weight, paper51.fc.weight)
+    with pytest.raises(AudeoError):
+        vn.load_model(tmp_path / "BCE_5f_FAN.pth", n_keys=N_KEYS)             # 51 keys cannot give 88
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(AudeoError):
+        vn.load_model(tmp_path / "junk.pt")
+    with pytest.raises(AudeoError):
+        vn.load_model(tmp_path / "missing.pt")

@@ -13,7 +13,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	$(PY) Piano_render.py --midi examples/bach_bwv846_excerpt.mid --out $(DEMO_OUT)/render --seed 1
+	$(PY) Piano_render.py --midi examples/schumann_polonaise_op1n4_excerpt.mid --out $(DEMO_OUT)/render --seed 1
 	@echo "demo: rendered video, audio, MIDI and box in $(DEMO_OUT)/render/"
 
 bench: setup

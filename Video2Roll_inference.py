@@ -123,7 +123,7 @@ def main(argv=None):
     p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), help="keyboard box in the video")
     p.add_argument("--far-side", action="store_true", help="camera beyond the keyboard: turn crops 180 degrees")
     p.add_argument("--name", help="output folder name for --video (default: the file's stem)")
-    p.add_argument("--n-keys", type=int, choices=(88, 51), help="fail unless the checkpoint predicts this many keys")
+    p.add_argument("--n-keys", type=int, choices=(88, 51), help="keys to predict: 51 narrows an 88-key model to the paper's keys; 88 from a 51-key model is an error")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--threshold", type=float, default=d["threshold"])
     add_device_arg(p)
@@ -131,16 +131,18 @@ def main(argv=None):
     if bool(args.data) == bool(args.video):
         p.error("give either --data (a dataset split) or --video (a file)")
     device = resolve_device(args.device)
-    model, config = load_model(args.checkpoint, device, n_keys=args.n_keys)
+    model, config = load_model(args.checkpoint, device, n_keys=args.n_keys)   # fails before anything is written
     out = Path(args.out) / ESTIMATE_DIR / args.split
     if args.video:
         from tqdm import tqdm
         from audeo_constants import FPS
-        from audeo_video import iter_crops, video_info
+        from audeo_video import check_box, iter_crops, video_info
         if args.box is None:
             raise AudeoError(f"{args.video}: no --box given (automatic keyboard detection is not available here)")
+        info = video_info(args.video)
+        check_box(args.box, info.width, info.height, args.video)
         name = args.name or Path(args.video).stem
-        total = int(video_info(args.video).duration * FPS)
+        total = int(info.duration * FPS)
         crops = tqdm(iter_crops(args.video, args.box, far_side=args.far_side), total=total, desc=name, unit="frame")
         n = write_estimates(out / name, iter_logits(model, crops, args.batch_size, device), config, args.threshold)
         print(f"{name}: {n} frames -> {out / name}")

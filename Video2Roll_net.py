@@ -403,15 +403,9 @@ def load_model(path, device="cpu", n_keys=None, fuse=True):
     model returns only the paper's keys (config.n_keys becomes 51); asking a 51-key model for 88
     is an error. fuse=True returns `inference_model` (BN folded; channels-last on CPU).
     """
-    from pathlib import Path
     from audeo_io import AudeoError
-    path = Path(path)
-    if not path.is_file():
-        raise AudeoError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:   # torch raises many types for truncated or foreign files
-        raise AudeoError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    from audeo_train import read_torch_file
+    ckpt = read_torch_file(path)
     config, state = _config_from_checkpoint(ckpt, path)
     model = build_model(config)
     try:

@@ -40,6 +40,9 @@ CROP_WIDTH = 900
 # --- decisions ------------------------------------------------------------------------------
 ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
 MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
+ONSET_TOLERANCE = 0.05        # mir_eval's note-onset tolerance, seconds (a 25 fps frame is 0.04 s)
+OFFSET_RATIO = 0.2            # mir_eval's offset tolerance, fraction of the reference note's length
+OFFSET_MIN_TOLERANCE = 0.05   # mir_eval's minimum offset tolerance, seconds
 DEFAULT_VELOCITY = 100        # the original's constant note velocity in Midi_synth
 MIDI_TEMPO = 120             # written MIDI files: 120 bpm x 1000 ticks per beat = 0.5 ms ticks,
 MIDI_RESOLUTION = 1000       # so every 25 fps frame boundary (0.04 s) is a whole number of ticks

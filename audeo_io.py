@@ -26,6 +26,10 @@ from audeo_constants import (DEFAULT_VELOCITY, FPS, FRAME_STORE_DIR, KEYDOWN_LAB
                              PAPER_MIN_KEY, PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC, TICK_SECONDS)
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class AudeoError(Exception):
     """A problem with the user's input: scripts print it as one line and exit non-zero."""
 
@@ -39,6 +43,7 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)        # mkstemp makes 0600 files; outputs get the usual mode
     try:
         yield tmp
         os.replace(tmp, path)
@@ -57,6 +62,7 @@ def atomic_dir(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if path.exists():

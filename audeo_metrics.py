@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from audeo_constants import FPS, MIDI_LOW
+from audeo_constants import FPS, MIDI_LOW, OFFSET_MIN_TOLERANCE, OFFSET_RATIO, ONSET_TOLERANCE
 
-ONSET_TOLERANCE = 0.05          # mir_eval's default note-onset tolerance, seconds
-OFFSET_RATIO = 0.2              # mir_eval's default offset tolerance, fraction of the note length
-OFFSET_MIN_TOLERANCE = 0.05     # mir_eval's default minimum offset tolerance, seconds
 
 
 def _ratio(num, den):
@@ -186,14 +183,17 @@ SUMMARY_COLUMNS = ["frame_sklearn_precision", "frame_sklearn_recall", "frame_skl
                    "note_onset_offset_precision", "note_onset_offset_recall", "note_onset_offset_f1"]
 
 # Table headers: long metric names shortened (the JSON/dict keys keep the long names).
-_SHORT = (("frame_sklearn_", "orig_"), ("frame_pooled_", "frame_"), ("note_onset_offset_", "onoff_"),
-          ("note_onset_", "onset_"), ("precision", "P"), ("recall", "R"), ("f1", "F1"), ("accuracy", "acc"))
+_SHORT_PREFIX = (("frame_sklearn_", "orig_"), ("frame_pooled_", "frame_"), ("note_onset_offset_", "onoff_"),
+                 ("note_onset_", "onset_"), ("note_", "note_"))
+_SHORT_METRIC = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "acc"}
 
 
 def short_name(name):
-    """'frame_sklearn_precision' -> 'orig_P', 'note_onset_offset_f1' -> 'onoff_F1', others unchanged."""
-    for long, short in _SHORT:
-        name = name.replace(long, short)
+    """'frame_sklearn_precision' -> 'orig_P', 'note_onset_offset_f1' -> 'onoff_F1'; other names unchanged."""
+    for long, short in _SHORT_PREFIX:
+        if name.startswith(long):
+            rest = name[len(long):]
+            return short + _SHORT_METRIC.get(rest, rest)
     return name
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -103,15 +104,22 @@ def save_checkpoint(path, **state):
         torch.save(state, tmp)
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """A checkpoint dict, or a one-line error for a missing or unreadable file."""
+def read_torch_file(path):
+    """torch.load(weights_only=True) of `path` on the CPU, or a one-line error if missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise AudeoError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():          # a garbage file makes torch warn before it fails
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # torch raises many types for truncated/garbage files
         raise AudeoError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def load_checkpoint(path):
+    """A checkpoint dict with `config` and `model`, or a one-line error."""
+    ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
         raise AudeoError(f"{path}: not an Audeo checkpoint (no model/config)")
     return ckpt

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # our one-line errors replace FFmpeg's own chatter
+import cv2  # noqa: E402
 import numpy as np
 
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS

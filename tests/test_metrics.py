@@ -229,3 +229,4 @@ def test_short_headers():
     text = am.format_table([{"note_onset_f1": 0.5}])
     assert text.splitlines()[0] == "onset_F1"
     assert am.format_table([{"note_onset_f1": 0.5}], short_headers=False).startswith("note_onset_f1")
+    assert am.short_name("f1") == "f1" and am.short_name("note_n_ref") == "note_n_ref"

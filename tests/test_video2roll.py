@@ -1,0 +1,183 @@
+"""Video2Roll training, resume, torchrun, evaluation and inference on tiny rendered clips."""
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+import Piano_render
+import Video2Roll_evaluate
+import Video2Roll_inference
+import Video_prepare
+import audeo_io as aio
+from audeo_constants import N_KEYS
+from audeo_train import save_checkpoint
+from conftest import REPO
+from test_render import write_clip_midi
+from Video2Roll_net import build_model, preset
+
+TINY_NET = json.dumps({"stem_channels": [8, 16], "trunk_channels": [16, 16, 16], "seq_channels": 32,
+                       "seq_dilations": [1, 2, 4], "attn_channels": 8})
+TRAIN = [sys.executable, str(REPO / "Video2Roll_train.py")]
+
+
+def tiny_args(data, out, *extra):
+    return ["--data", str(data), "--out", str(out), "--preset", "fast", "--net", TINY_NET, "--workers", "0",
+            "--sampler", "shuffle", "--no-augment", *extra]
+
+
+def read_log(out):
+    with open(out / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_net_overfits_a_clip(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    subprocess.run(TRAIN + tiny_args(tiny_dataset, out, "--epochs", "30", "--batch-size", "8", "--lr", "3e-3",
+                                     "--labels", "labels_keydown", "--val-split", "training"),
+                   check=True, capture_output=True)
+    log = read_log(out)
+    assert float(log[-1]["train_loss"]) < 0.5 * float(log[0]["train_loss"])
+    assert max(float(r["val_f1"]) for r in log) > 0.9
+    assert {"best.pt", "last.pt", "log.csv"} <= {p.name for p in out.iterdir()}
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_path):
+    common = ["--epochs", "3", "--batch-size", "4", "--save-minutes", "1e-9"]
+    subprocess.run(TRAIN + tiny_args(tiny_dataset, tmp_path / "a", *common), check=True, capture_output=True)
+    proc = subprocess.Popen(TRAIN + tiny_args(tiny_dataset, tmp_path / "b", *common),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "b" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:          # kill it hard once it has saved mid-epoch progress
+        if last.exists() and torch.load(last, weights_only=True)["step"] > 0:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = torch.load(last, weights_only=True)
+    assert (killed["epoch"], killed["step"]) < (3, 0)
+    subprocess.run(TRAIN + tiny_args(tiny_dataset, tmp_path / "b", *common), check=True, capture_output=True)
+    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), str(REPO / "Video2Roll_train.py"), *tiny_args(tiny_dataset, out, "--epochs", "2",
+                                                                              "--batch-size", "4")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "log.csv"]
+    assert len(read_log(out)) == 2                       # one row per epoch, not one per rank
+    assert proc.stdout.count("training fast") == 1
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2
+
+
+def test_evaluate_on_hand_made_rolls(tmp_path):
+    """Two videos, hand-made estimates and labels; every figure checked against a hand computation."""
+    root = tmp_path
+    target = np.zeros((4, N_KEYS), np.uint8)
+    target[0, 40] = target[1, 40] = target[2, 50] = 1        # note A: key 40 frames 0-1; note B: key 50 frame 2
+    logit = np.full((4, N_KEYS), -5.0, np.float32)
+    logit[0, 40] = logit[1, 40] = 5.0                        # A found exactly
+    logit[3, 60] = 5.0                                       # a false note; B missed; frame 3 falsely non-silent
+    for video in ("v1", "v2"):
+        aio.save_labels(root / "labels" / "testing" / f"{video}.pkl", target)
+        aio.write_segments(root / "est" / video, logit=logit, roll=(logit > 0).astype(np.uint8))
+    Video2Roll_evaluate.main(["--data", str(root), "--estimates", str(root / "est"), "--json", str(root / "r.json")])
+    overall = json.loads((root / "r.json").read_text())["overall"]
+    # frames: f0 TP, f1 TP, f2 FN (pred empty), f3 FP (target empty) -> pooled P 2/3, R 2/3
+    assert overall["frame_pooled_precision"] == pytest.approx(2 / 3)
+    assert overall["frame_pooled_recall"] == pytest.approx(2 / 3)
+    # sklearn samples: P = (1 + 1 + 1[empty pred, zero_division] + 0) / 4, R = (1 + 1 + 0 + 1) / 4
+    assert overall["frame_sklearn_precision"] == pytest.approx(0.75)
+    assert overall["frame_sklearn_recall"] == pytest.approx(0.75)
+    # accuracy per frame TP/(TP+FP+FN): 1, 1, 0, 0 -> 0.5
+    assert overall["frame_sklearn_accuracy"] == pytest.approx(0.5)
+    # notes per video: ref {A, B}, est {A, false}: 1 matched of 2 and 2 -> onset P = R = 0.5
+    assert overall["note_onset_precision"] == pytest.approx(0.5)
+    assert overall["note_onset_recall"] == pytest.approx(0.5)
+    assert overall["note_onset_offset_f1"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def video_and_checkpoint(tmp_path_factory):
+    d = tmp_path_factory.mktemp("v2r_video")
+    Piano_render.render(write_clip_midi(d / "in.mid", seconds=1.5), d / "clip", seed=2, fps=30, progress=False)
+    torch.manual_seed(0)
+    config = preset("fast", **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(TINY_NET).items()})
+    model = build_model(config)
+    model.eval()
+    save_checkpoint(d / "tiny.pt", config=asdict(config), model=model.state_dict())
+    return d
+
+
+def test_inference_from_video_equals_inference_from_its_dataset(video_and_checkpoint, tmp_path):
+    d = video_and_checkpoint
+    box = (d / "clip" / "box.txt").read_text().split()
+    Video_prepare.main([str(d / "clip" / "video.mp4"), "--out", str(tmp_path / "data"), "--name", "clip",
+                        "--box", *box])
+    common = ["--checkpoint", str(d / "tiny.pt"), "--out", str(tmp_path / "o"), "--batch-size", "7"]
+    Video2Roll_inference.main(common + ["--data", str(tmp_path / "data"), "--split", "testing"])
+    Video2Roll_inference.main(common + ["--video", str(d / "clip" / "video.mp4"), "--box", *box,
+                                        "--name", "clip_file", "--split", "testing"])
+    start_a, a = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip", "logit")
+    start_b, b = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip_file", "logit")
+    n_video = json.loads((d / "clip" / "render.json").read_text())["duration"] * 25
+    assert start_a == start_b == 0 and a.shape == b.shape == (int(n_video), N_KEYS)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    _, roll = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip", "roll")
+    assert np.array_equal(roll, (1 / (1 + np.exp(-a)) >= 0.4).astype(np.uint8))
+
+
+def _run_inference(args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "Video2Roll_inference.py"), *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "keys", "video", "box"])
+def test_inference_bad_inputs(video_and_checkpoint, tmp_path, case):
+    d = video_and_checkpoint
+    ckpt, video, box, extra = d / "tiny.pt", d / "clip" / "video.mp4", ["10", "10", "300", "60"], []
+    if case == "missing":
+        ckpt = tmp_path / "none.pt"
+    elif case == "corrupt":
+        ckpt = tmp_path / "bad.pt"
+        ckpt.write_bytes(b"\x80garbage" * 100)
+    elif case == "keys":
+        config = preset("fast51", **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(TINY_NET).items()})
+        ckpt = tmp_path / "k51.pt"
+        save_checkpoint(ckpt, config=asdict(config), model=build_model(config).state_dict())
+        extra = ["--n-keys", "88"]
+    elif case == "video":
+        video = tmp_path / "broken.mp4"
+        video.write_bytes(b"\x00" * 5000)
+    elif case == "box":
+        box = ["10", "10", "5000", "60"]
+    proc = _run_inference(["--checkpoint", str(ckpt), "--video", str(video), "--box", *box, "--out", "o", *extra],
+                          tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.npz"))

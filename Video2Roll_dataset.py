@@ -38,24 +38,37 @@ class Augment:
     blur_sigma: float = 1.2
     shift_x: float = 0.015         # fraction of the width (an imperfect crop box)
     shift_y: float = 0.06          # fraction of the height
-    noise: float = 0.02            # Gaussian pixel noise (0..1 scale)
+    noise: float = 0.02            # Gaussian pixel noise (0..1 scale), added with noise_prob
+
+    noise_prob: float = 0.3
 
     def __call__(self, x, rng):
         """x: uint8 (5, H, W) -> float32 (5, H, W) in [0, 1]."""
         _, h, w = x.shape
         dx = int(round(rng.uniform(-self.shift_x, self.shift_x) * w))
         dy = int(round(rng.uniform(-self.shift_y, self.shift_y) * h))
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        frames = [cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in x]
+        x = _shift(x, dy, dx)
         if rng.random() < self.blur_prob:
             sigma = rng.uniform(0.3, self.blur_sigma)
-            frames = [cv2.GaussianBlur(f, (0, 0), sigma) for f in frames]
-        y = np.stack(frames).astype(np.float32) / 255
-        mean = y.mean()
-        y = (y - mean) * (1 + rng.uniform(-self.contrast, self.contrast)) + mean
-        y = y * (1 + rng.uniform(-self.brightness, self.brightness))
-        y += rng.normal(0, self.noise, y.shape).astype(np.float32) * rng.random()
-        return np.clip(y, 0, 1)
+            x = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x])
+        y = x.astype(np.float32)
+        gain = (1 + rng.uniform(-self.contrast, self.contrast)) / 255
+        offset = y.mean() * (1 / 255 - gain)           # contrast around the mean, then brightness
+        y = (y * gain + offset) * (1 + rng.uniform(-self.brightness, self.brightness))
+        if rng.random() < self.noise_prob:
+            y += rng.standard_normal(y.shape, dtype=np.float32) * (self.noise * rng.random())
+        return np.clip(y, 0, 1, out=y)
+
+
+def _shift(x, dy, dx):
+    """Shift frames by whole pixels, repeating the edge rows/columns (as a slightly wrong crop box)."""
+    if dy == 0 and dx == 0:
+        return x
+    pad = ((0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0)))
+    padded = np.pad(x, pad, mode="edge")
+    h, w = x.shape[1:]
+    y0, x0 = max(-dy, 0), max(-dx, 0)
+    return padded[:, y0:y0 + h, x0:x0 + w]
 
 
 def key_slice(n_keys):

@@ -1,0 +1,196 @@
+"""Audeo end to end: a silent piano video -> MIDI, audio, the video with that audio, and a roll picture.
+
+In:  VIDEO (any format and frame rate OpenCV reads), optionally --box x1 y1 x2 y2 (else the keyboard is
+     found automatically) and --far-side (else detected with the box), --reference REF.mid to score against
+     (with --reference-offset: the video time of MIDI time 0).
+Out: DIR/<name>.mid        the generated performance (Video2Roll -> Roll2Midi -> notes)
+     DIR/<name>.wav        it, synthesised at 16 kHz (the log names the synthesizer)
+     DIR/<name>.mp4        the input video with the generated sound (H.264 + AAC, the ffmpeg bundled in
+                           the imageio-ffmpeg wheel)
+     DIR/<name>_roll.png   the predicted roll; with --reference, reference and prediction side by side
+                           and the metrics in the title
+     DIR/<name>.json       box, side, frame counts, models, synthesizer and metrics
+Runs with the checkpoints shipped in models/ by default. Every file appears only when all are done.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from audeo_cli import add_device_arg, resolve_device, run
+from audeo_constants import FPS, MIDI_THRESHOLD, ROLL_THRESHOLD
+from audeo_io import AudeoError, load_midi, midi_to_roll, regrid
+from audeo_video import check_box, iter_crops, video_info
+
+MODELS = Path(__file__).resolve().parent / "models"
+DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
+                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0)
+
+
+# ----------------------------------------------------------------------------- stages
+
+def locate_keyboard(video, box, far_side):
+    """The crop box and camera side: as given, or found automatically."""
+    info = video_info(video)
+    if box is not None:
+        return check_box(box, info.width, info.height, video), bool(far_side), "given"
+    try:
+        from Keyboard_detect import detect_in_video
+    except ImportError:
+        raise AudeoError(f"{video}: no --box given and no automatic keyboard detection is available") from None
+    found = detect_in_video(video)
+    return found.box, bool(far_side or found.far_side), "detected"
+
+
+def video_to_probs(video, box, far_side, checkpoint, device, batch_size):
+    """Video2Roll sigmoid probabilities (T, 88) at 25 fps, read as a stream."""
+    from tqdm import tqdm
+    from Video2Roll_inference import iter_logits
+    from Video2Roll_net import load_model, outputs_to_88
+    model, config = load_model(checkpoint, device)
+    total = int(video_info(video).duration * FPS)
+    crops = tqdm(iter_crops(video, box, far_side=far_side), total=total, desc="video2roll", unit="frame")
+    logits = np.stack(list(iter_logits(model, crops, batch_size, device)))
+    if not len(logits):
+        raise AudeoError(f"{video}: no frames could be decoded")
+    probs = 1 / (1 + np.exp(-logits))
+    return outputs_to_88(probs.astype(np.float32), config), config
+
+
+def refine(probs, checkpoint, device, batch_size):
+    """Roll2Midi generator probabilities (T, 88) from Video2Roll probabilities (T, 88)."""
+    from Roll2Midi_inference import load_generator, refine_probs
+    generator, config = load_generator(checkpoint, device)
+    from Video2Roll_dataset import key_slice
+    cols = key_slice(config.n_keys)
+    out = np.zeros_like(probs)
+    out[:, cols] = refine_probs(generator, probs[:, cols], device, batch_size)
+    return out
+
+
+def mux(video, wav, out_mp4, duration):
+    """The input video's picture (re-encoded to H.264) with `wav` as its sound, cut to the video's length."""
+    import imageio_ffmpeg
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav),
+           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+           "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac", "-b:a", "128k",
+           "-t", f"{duration:.3f}", str(out_mp4)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AudeoError(f"{video}: muxing the generated audio failed ({proc.stderr.strip().splitlines()[-1:]})")
+
+
+def reference_roll(path, offset, n_frames):
+    """A reference MIDI as a sustain-extended 88-key roll on the video's 25 fps frames."""
+    return midi_to_roll(regrid(load_midi(path), shift=offset), sustain=True, n_frames=n_frames)
+
+
+def roll_picture(path, pred, reference=None, metrics=None, title=""):
+    """Piano-roll PNG: prediction alone, or reference and prediction side by side with metrics."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = [("prediction", pred)] if reference is None else [("reference", reference), ("prediction", pred)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4), squeeze=False)
+    seconds = len(pred) / FPS
+    for ax, (name, roll) in zip(axes[0], panels):
+        ax.imshow(roll.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+                  extent=(0, seconds, 20.5, 108.5))
+        ax.set(title=name, xlabel="time (s)", ylabel="MIDI pitch")
+    if metrics:
+        title += (f"\nframe F1 {metrics['frame_pooled_f1']:.3f} (sklearn samples F1 "
+                  f"{metrics['frame_sklearn_f1']:.3f})   note onset F1 {metrics['note_onset_f1']:.3f}   "
+                  f"onset+offset F1 {metrics['note_onset_offset_f1']:.3f}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+def check_writable(folder):
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise AudeoError(f"{folder}: output folder is not writable ({e.strerror})") from None
+
+
+def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
+          roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,
+          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"]):
+    from Midi_synth import render as synth_render
+    from audeo_metrics import all_metrics
+    from audeo_synth import find_synthesizer
+    video, out = Path(video), Path(out)
+    device = resolve_device(device)
+    check_writable(out)
+    synth = find_synthesizer()                         # fail early when no synthesizer exists
+    name = video.stem
+    box, far_side, how = locate_keyboard(video, box, far_side)
+    print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
+    probs, v2r_config = video_to_probs(video, box, far_side, video2roll or DEFAULTS["video2roll"], device, batch_size)
+    if roll2midi == "none":
+        roll = probs >= threshold
+    else:
+        roll = refine(probs, roll2midi or DEFAULTS["roll2midi"], device, batch_size) >= midi_threshold
+    duration = video_info(video).duration
+    meta = dict(video=str(video), box=list(box), far_side=far_side, box_source=how, frames=len(roll), fps=FPS,
+                video2roll=str(video2roll or DEFAULTS["video2roll"]), roll2midi=str(roll2midi or DEFAULTS["roll2midi"]))
+    with tempfile.TemporaryDirectory(dir=out, prefix=".audeo.") as tmp:
+        tmp = Path(tmp)
+        kwargs = {} if velocity is None else {"velocity": velocity}
+        mid, wav, synth_name = synth_render(roll.astype(np.uint8), tmp / name, synth=synth, **kwargs)
+        mux(video, wav, tmp / f"{name}.mp4", duration)
+        ref, metrics = None, None
+        if reference:
+            ref = reference_roll(reference, reference_offset, len(roll))
+            metrics = all_metrics(roll, ref)
+            meta.update(reference=str(reference), reference_offset=reference_offset, metrics=metrics)
+        roll_picture(tmp / f"{name}_roll.png", roll, ref, metrics, title=name)
+        meta["synthesizer"] = synth_name
+        (tmp / f"{name}.json").write_text(json.dumps(meta, indent=1))
+        outputs = [f"{name}.mid", f"{name}.wav", f"{name}.mp4", f"{name}_roll.png", f"{name}.json"]
+        for f in outputs:
+            os.replace(tmp / f, out / f)
+    print(f"wrote {', '.join(str(out / f) for f in outputs[:4])} (audio: {synth_name})")
+    if metrics:
+        print(f"frame F1 {metrics['frame_pooled_f1']:.3f}  note onset F1 {metrics['note_onset_f1']:.3f}  "
+              f"onset+offset F1 {metrics['note_onset_offset_f1']:.3f}")
+    return meta
+
+
+def main(argv=None):
+    d = DEFAULTS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("video", help="silent piano video")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), help="keyboard box (else detected)")
+    p.add_argument("--far-side", action="store_true", help="camera beyond the keyboard (else detected)")
+    p.add_argument("--reference", help="reference MIDI to score against")
+    p.add_argument("--reference-offset", type=float, default=d["reference_offset"],
+                   help="video time (s) at which the reference's time 0 falls")
+    p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
+    p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll threshold without Roll2Midi")
+    p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"], help="Roll2Midi output threshold")
+    p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    add_device_arg(p)
+    a = p.parse_args(argv)
+    audeo(a.video, a.out, a.box, a.far_side, a.reference, a.reference_offset, a.video2roll, a.roll2midi, a.device,
+          a.batch_size, a.velocity, a.threshold, a.midi_threshold)
+
+
+if __name__ == "__main__":
+    run(main)

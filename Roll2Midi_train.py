@@ -1,0 +1,305 @@
+"""Train Roll2Midi: a least-squares GAN refining Video2Roll probabilities into MIDI rolls.
+
+In:  --estimates ESTIMATES  ESTIMATES/estimate_Roll/<split>/<video>/ npz written by Video2Roll_inference.py
+                            (--out ESTIMATES) for the training split and the validation split
+     --data ROOT            ROOT/midi/<split>/<video>/ reference segments (sustain-extended)
+Out: OUT/last.pt   full training state (generator, discriminator, both optimizers, scheduler, epoch,
+                   sample, RNG), rewritten every --save-minutes and at each epoch end; a run resumes
+                   from it by default
+     OUT/best.pt   {config, generator, discriminator, metrics, epoch}: the epoch with the best
+                   validation F1 (pooled frame F1 of the generator output >= --threshold)
+     OUT/log.csv   one row per epoch: train G/D losses, validation G/D losses and metrics, learning rate
+
+Recipe (the original's, ../shared/reference/audeo_original.md section 5): MSE everywhere (LSGAN),
+  G loss = 0.001 * MSE(D(G(x)), 1) + 0.999 * MSE(G(x), target)
+  D loss = 0.5 * [MSE(D(target), 1) + MSE(D(G(x).detach()), 0)]
+a G step then a D step per batch; Adam 5e-4, betas (0.9, 0.999) for both; batch 16; 300 epochs;
+ReduceLROnPlateau(patience 2) on G only. Changes: the scheduler watches the validation G loss (the
+original: training loss), the best model is chosen by validation F1 (the original: G + D test loss),
+losses are summed as numbers (the original kept their autograd graphs), windows never span two
+videos and pad with probability 0 (see Roll2Midi_dataset.py). D scores real and fake windows in one
+batch, which equals two calls (D has instance norm only). One process, or several with
+    torchrun --nproc_per_node N Roll2Midi_train.py ...
+(DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank trains on its share of every epoch,
+validation metrics are computed over all ranks, and only rank 0 logs and writes. Mixed precision
+on CUDA only.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from audeo_cli import add_device_arg, resolve_device, run
+from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
+from audeo_io import AudeoError
+from audeo_train import (CsvLog, barrier, cleanup_distributed, read_torch_file, reduce_sum, rng_state,
+                         save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
+from Roll2Midi_dataset import Roll2MidiDataset
+from Roll2Midi_net import Roll2MidiConfig, build_models
+from Video2Roll_train import Resumable, net_overrides
+
+# ----------------------------------------------------------------------------- defaults
+DEFAULTS = dict(
+    n_keys=N_KEYS, epochs=300, batch_size=16, lr=5e-4, betas=(0.9, 0.999), patience=2, lr_factor=0.1,
+    stride=SEGMENT_FRAMES, threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
+)
+ADV_WEIGHT = 0.001                 # the original's weight of the adversarial term in the G loss
+PIXEL_WEIGHT = 1 - ADV_WEIGHT      # ... and of the pixel-wise MSE to the reference roll
+LAST_KEYS = ("config", "generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler", "scaler",
+             "epoch", "step", "partial", "best_f1", "rng")
+
+
+# ----------------------------------------------------------------------------- data
+
+def make_loaders(args, rank, world):
+    train = Roll2MidiDataset(args.estimates, args.data, SPLITS[0], n_keys=args.n_keys, stride=args.stride)
+    val = Roll2MidiDataset(args.estimates, args.data, args.val_split, n_keys=args.n_keys, stride=None)
+    sampler = Resumable(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed))
+    # the loader draws its base seed from its own generator, so the global RNG (dropout) resumes exactly
+    loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                        drop_last=False, generator=torch.Generator().manual_seed(args.seed))
+    val_index = np.arange(len(val))[rank::world]            # each rank scores its share
+    return train, val, loader, sampler, val_index
+
+
+# ----------------------------------------------------------------------------- steps
+
+def _targets(discriminator, n, device):
+    """LSGAN targets shaped like the discriminator's real output: (ones, zeros)."""
+    valid = torch.ones((n,) + tuple(unwrap(discriminator).output_shape), device=device)
+    return valid, torch.zeros_like(valid)
+
+
+def gan_losses(generator, discriminator, x, y, device, amp):
+    """(fake, G loss, D loss) of one batch in the original's formulation (no optimiser step)."""
+    mse = nn.functional.mse_loss
+    valid, fake_label = _targets(discriminator, len(x), device)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        fake = generator(x)
+        # the bare D here: its gradients from the G loss are discarded, so no DDP sync is needed
+        g_loss = ADV_WEIGHT * mse(unwrap(discriminator)(fake).float(), valid) + PIXEL_WEIGHT * mse(fake.float(), y)
+        real_score, fake_score = discriminator(torch.cat([y, fake.detach()])).float().split(len(x))
+        d_loss = 0.5 * (mse(real_score, valid) + mse(fake_score, fake_label))
+    return fake, g_loss, d_loss
+
+
+def train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, amp, on_step):
+    """One pass over the loader: a G step then a D step per batch."""
+    generator.train()
+    discriminator.train()
+    mse = nn.functional.mse_loss
+    for x, y, _ in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        valid, fake_label = _targets(discriminator, len(x), device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            fake = generator(x)
+            # the bare D: its gradients from the G loss are cleared before the D step, so no DDP sync
+            g_loss = (ADV_WEIGHT * mse(unwrap(discriminator)(fake).float(), valid)
+                      + PIXEL_WEIGHT * mse(fake.float(), y))
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        scaler.step(opt_g)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            real_score, fake_score = discriminator(torch.cat([y, fake.detach()])).float().split(len(x))
+            d_loss = 0.5 * (mse(real_score, valid) + mse(fake_score, fake_label))
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(d_loss).backward()
+        scaler.step(opt_d)
+        scaler.update()
+        on_step(len(x), g_loss.item(), d_loss.item())
+
+
+@torch.no_grad()
+def validate(generator, discriminator, val, val_index, args, device, amp):
+    """Validation G/D losses and frame metrics of G(x) >= threshold over all ranks (padding excluded)."""
+    from audeo_metrics import original_frame_metrics
+    g, d = unwrap(generator).eval(), unwrap(discriminator).eval()
+    g_sum = d_sum = 0.0
+    preds, targets = [], []
+    for start in range(0, len(val_index), args.batch_size):
+        idx = [int(i) for i in val_index[start:start + args.batch_size]]
+        batch = [val[i] for i in idx]
+        x = torch.stack([b[0] for b in batch]).to(device)
+        y = torch.stack([b[1] for b in batch]).to(device)
+        fake, g_loss, d_loss = gan_losses(g, d, x, y, device, amp)
+        g_sum += g_loss.item() * len(x)
+        d_sum += d_loss.item() * len(x)
+        pred = (fake.float() >= args.threshold)[:, 0].transpose(1, 2).cpu().numpy()    # (B, frames, K)
+        target = (y > 0)[:, 0].transpose(1, 2).cpu().numpy()
+        for i, p, t in zip(idx, pred, target):
+            n = val.valid_frames(i)
+            preds.append(p[:n])
+            targets.append(t[:n])
+    pred = np.concatenate(preds) if preds else np.zeros((0, val.n_keys), bool)
+    target = np.concatenate(targets) if targets else np.zeros((0, val.n_keys), bool)
+    tp, fp, fn = (pred & target).sum(), (pred & ~target).sum(), (~pred & target).sum()
+    sk_f1 = original_frame_metrics(pred, target)["f1"] if len(pred) else 0.0
+    g_sum, d_sum, n, frames, tp, fp, fn, sk_sum = reduce_sum(
+        [g_sum, d_sum, len(val_index), len(pred), tp, fp, fn, sk_f1 * len(pred)], device)
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return dict(val_g_loss=g_sum / max(n, 1), val_d_loss=d_sum / max(n, 1), val_precision=precision,
+                val_recall=recall, val_f1=2 * precision * recall / max(precision + recall, 1e-12),
+                val_sklearn_f1=sk_sum / max(frames, 1))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def checkpoint_state(generator, discriminator, config, opt_g, opt_d, scheduler, scaler, epoch, step, partial, best,
+                     args):
+    return dict(config=dataclasses.asdict(config), generator=unwrap(generator).state_dict(),
+                discriminator=unwrap(discriminator).state_dict(), optimizer_g=opt_g.state_dict(),
+                optimizer_d=opt_d.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                epoch=epoch, step=step, partial=list(partial), best_f1=best, rng=rng_state(),
+                args={k: list(v) if isinstance(v, tuple) else v for k, v in vars(args).items()})
+
+
+def resume(path, generator, discriminator, opt_g, opt_d, scheduler, scaler, config):
+    """Restore a last.pt; returns (epoch, sample, partial loss sums, best F1)."""
+    ckpt = read_torch_file(path)
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in LAST_KEYS):
+        raise AudeoError(f"{path}: not a Roll2Midi training state (use another --out, or --restart)")
+    if ckpt["config"] != dataclasses.asdict(config):
+        raise AudeoError(f"{path}: checkpoint is for {ckpt['config']}, not this run's {dataclasses.asdict(config)}; "
+                         "use another --out")
+    unwrap(generator).load_state_dict(ckpt["generator"])
+    unwrap(discriminator).load_state_dict(ckpt["discriminator"])
+    opt_g.load_state_dict(ckpt["optimizer_g"])
+    opt_d.load_state_dict(ckpt["optimizer_d"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt["epoch"], ckpt["step"], ckpt["partial"], ckpt["best_f1"]
+
+
+def make_config(args):
+    """Roll2MidiConfig from --n-keys, --original-bn-eps and the --net JSON overrides."""
+    try:
+        return Roll2MidiConfig(n_keys=args.n_keys, original_bn_eps=args.original_bn_eps, **net_overrides(args.net))
+    except (TypeError, ValueError) as e:
+        raise AudeoError(f"--net {args.net}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- main loop
+
+def train(args):
+    from tqdm import tqdm
+    device = resolve_device(args.device)
+    rank, world, device = setup_distributed(device)
+    main_rank = rank == 0
+    amp = device.type == "cuda" and not args.no_amp
+    seed_all(args.seed + rank)
+    config = make_config(args)
+    out = Path(args.out)
+    train_set, val, loader, sampler, val_index = make_loaders(args, rank, world)
+    generator, discriminator = (m.to(device) for m in build_models(config))
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        generator = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
+        discriminator = nn.parallel.DistributedDataParallel(discriminator, device_ids=ids)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=tuple(args.betas))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=tuple(args.betas))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_g, "min", patience=args.patience,
+                                                           factor=args.lr_factor)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    epoch, step, partial, best = 0, 0, [0.0, 0.0, 0], -1.0
+    last = out / "last.pt"
+    if last.exists() and not args.restart:
+        epoch, step, partial, best = resume(last, generator, discriminator, opt_g, opt_d, scheduler, scaler, config)
+        if main_rank:
+            print(f"resumed {last}: epoch {epoch}, sample {step}, best val F1 {best:.4f}")
+    log = CsvLog(out / "log.csv", enabled=main_rank)
+    if main_rank:
+        print(f"training Roll2Midi ({config.n_keys} keys, base {config.base_channels}) on {device} x{world}: "
+              f"{len(train_set)} train windows from {len(train_set.videos)} videos, {len(val)} validation windows")
+
+    def save_last(epoch, step):
+        save_checkpoint(last, **checkpoint_state(generator, discriminator, config, opt_g, opt_d, scheduler, scaler,
+                                                 epoch, step, partial, best, args))
+
+    while epoch < args.epochs:
+        sampler.set_epoch(epoch, start=step)
+        last_save = time.time()
+        bar = tqdm(total=len(sampler.base), initial=step, desc=f"epoch {epoch + 1}/{args.epochs}", unit="window",
+                   disable=not main_rank, unit_scale=world)
+
+        def on_step(n, g_loss, d_loss):
+            nonlocal step, last_save
+            step += n
+            partial[0] += g_loss * n
+            partial[1] += d_loss * n
+            partial[2] += n
+            bar.update(n)
+            bar.set_postfix(g=f"{partial[0] / partial[2]:.4f}", d=f"{partial[1] / partial[2]:.4f}")
+            if args.save_minutes and time.time() - last_save > args.save_minutes * 60:
+                if main_rank:
+                    save_last(epoch, step)
+                last_save = time.time()
+
+        train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, amp, on_step)
+        bar.close()
+        g_sum, d_sum, n = reduce_sum(partial, device)
+        metrics = validate(generator, discriminator, val, val_index, args, device, amp)
+        scheduler.step(metrics["val_g_loss"])
+        epoch, step, partial = epoch + 1, 0, [0.0, 0.0, 0]
+        improved = metrics["val_f1"] > best
+        best = max(best, metrics["val_f1"])
+        if main_rank:
+            row = dict(epoch=epoch, train_g_loss=g_sum / max(n, 1), train_d_loss=d_sum / max(n, 1), **metrics,
+                       lr=opt_g.param_groups[0]["lr"])
+            log.write(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            if improved:
+                save_checkpoint(out / "best.pt", config=dataclasses.asdict(config),
+                                generator=unwrap(generator).state_dict(),
+                                discriminator=unwrap(discriminator).state_dict(), metrics=metrics, epoch=epoch)
+            save_last(epoch, 0)
+        barrier()
+    cleanup_distributed()
+    return best
+
+
+def parse_args(argv=None):
+    d = DEFAULTS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--estimates", required=True,
+                   help="Video2Roll_inference --out folder holding estimate_Roll/<split>/<video>/")
+    p.add_argument("--data", required=True, help="dataset root with midi/<split>/<video>/ reference segments")
+    p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
+    p.add_argument("--n-keys", type=int, default=d["n_keys"], choices=(N_KEYS, PAPER_N_KEYS),
+                   help="88 keys or the paper's 51")
+    p.add_argument("--net", default="", help='JSON overrides of Roll2MidiConfig (e.g. {"base_channels": 8})')
+    p.add_argument("--original-bn-eps", action="store_true", help="BatchNorm eps 0.8 as the original")
+    p.add_argument("--epochs", type=int, default=d["epochs"])
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate of G and D")
+    p.add_argument("--betas", type=float, nargs=2, default=d["betas"], help="Adam betas of G and D")
+    p.add_argument("--patience", type=int, default=d["patience"], help="ReduceLROnPlateau patience (epochs), G only")
+    p.add_argument("--lr-factor", type=float, default=d["lr_factor"])
+    p.add_argument("--stride", type=int, default=d["stride"],
+                   help="frames between training windows (50 = the original's overlapping segment pairs)")
+    p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="on the generator output, for val F1")
+    p.add_argument("--workers", type=int, default=d["workers"], help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")
+    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    add_device_arg(p)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,34 @@
+"""Video_prepare: any frame rate -> 25 fps crops whose labels line up with the MIDI."""
+import json
+
+import numpy as np
+
+import Piano_render as R
+import Video_prepare
+import audeo_io as aio
+from audeo_video import crop_keyboard, iter_frames, read_box, resample_indices, video_info
+from test_render import write_clip_midi
+
+
+def test_thirty_fps_video_becomes_25_fps_frames_aligned_with_labels(tmp_path):
+    clip = tmp_path / "clip"
+    R.render(write_clip_midi(tmp_path / "in.mid", seconds=3.0, seed=4), clip, seed=9, fps=30, progress=False)
+    video, box = clip / "video.mp4", read_box(clip / "box.txt")
+    info = video_info(video)
+    Video_prepare.main([str(video), "--out", str(tmp_path / "data"), "--name", "c", "--box", *map(str, box),
+                        "--midi", str(clip / "performance.mid"), "--no-trim"])
+    frames = np.load(tmp_path / "data" / "frames" / "testing" / "c.npy")
+    n_src = sum(1 for _ in iter_frames(video))
+    picks = resample_indices(info.fps, n_src)
+    assert len(frames) == len(picks) == int(np.floor(n_src / 30 * 25 + 1e-6))
+    source = [crop_keyboard(f, box) for f in iter_frames(video)]
+    assert all(np.array_equal(frames[i], source[j]) for i, j in enumerate(picks))   # resampled in time
+    # labels at 25 fps vs the key state drawn in the 30 fps frame each 25 fps frame came from
+    _, keydown = aio.load_labels(tmp_path / "data" / "labels_keydown" / "testing" / "c.pkl")
+    drawn = R.Performance(aio.load_midi(clip / "performance.mid"), 30, R.DEFAULTS["tail"]).keys_down[picks]
+    mismatch = np.flatnonzero((keydown > 0) != drawn) // 88
+    assert len(mismatch) < 0.02 * keydown.size
+    changes = np.flatnonzero(np.any(np.diff(keydown, axis=0) != 0, axis=1))
+    assert all(np.min(np.abs(changes - t)) <= 1 for t in np.unique(mismatch))   # only at key transitions
+    meta = json.loads((tmp_path / "data" / "prepared" / "c.json").read_text())
+    assert meta["source_fps"] == 30 and meta["fps"] == 25

@@ -25,7 +25,7 @@ import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import FPS, MIDI_THRESHOLD, ROLL_THRESHOLD
-from audeo_io import AudeoError, load_midi, midi_to_roll, regrid
+from audeo_io import AudeoError, check_writable, load_midi, midi_to_roll, regrid
 from audeo_video import check_box, iter_crops, video_info
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -114,16 +114,6 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 
 
 # ----------------------------------------------------------------------------- the pipeline
-
-def check_writable(folder):
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise AudeoError(f"{folder}: output folder is not writable ({e.strerror})") from None
-
 
 def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
           roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,

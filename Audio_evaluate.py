@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import run
-from audeo_constants import OFFSET_RATIO, SAMPLE_RATE
+from audeo_constants import SAMPLE_RATE
 from audeo_io import AudeoError, atomic_path, load_midi, midi_notes
-from audeo_metrics import _matched_notes, _prf, format_table
+from audeo_metrics import format_table, note_list_metrics
 
 DEFAULTS = dict(onset_threshold=0.5, frame_threshold=0.3, min_note_ms=127.70, sustain=True)
 COLUMNS = ["audio", "note_n_ref", "note_n_est", "note_onset_precision", "note_onset_recall", "note_onset_f1",
@@ -41,14 +41,16 @@ _MODEL = None
 @contextlib.contextmanager
 def _quiet():
     """Silence basic-pitch's import-time warnings about missing TF/CoreML/TFLite and its prints."""
-    logger = logging.getLogger()
+    logger, null = logging.getLogger(), logging.NullHandler()
     level = logger.level
     logger.setLevel(logging.ERROR)
+    logger.addHandler(null)          # else logging.warning() would install a stderr handler for good
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
+        logger.removeHandler(null)
         logger.setLevel(level)
 
 
@@ -85,31 +87,13 @@ def transcribe(audio_path, onset_threshold=DEFAULTS["onset_threshold"], frame_th
             _, _, events = predict(str(audio_path), model, onset_threshold=onset_threshold,
                                    frame_threshold=frame_threshold, minimum_note_length=min_note_ms)
     except Exception as e:  # librosa/soundfile/audioread raise many types for unreadable audio
-        raise AudeoError(f"{audio_path}: cannot transcribe ({type(e).__name__}: {e})") from None
+        raise AudeoError(f"{audio_path}: cannot transcribe ({type(e).__name__}: {str(e) or 'not a readable audio file'})") from None
     notes = [(int(pitch), float(start), float(end), int(np.clip(round(127 * float(amp)), 1, 127)))
              for start, end, pitch, amp, _ in events]
     return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
-def _mir_eval_notes(notes):
-    import mir_eval
-    intervals = np.array([[n[1], n[2]] for n in notes], dtype=float).reshape(-1, 2)
-    return intervals, mir_eval.util.midi_to_hz(np.array([n[0] for n in notes], dtype=float))
-
-
-def score_notes(est_notes, ref_notes):
-    """mir_eval.transcription note P/R/F1 of (pitch, start, end, velocity) notes against a reference.
-
-    Same keys and rules as audeo_metrics.note_metrics (onset_precision, ..., onset_offset_f1, n_ref,
-    n_est, onset_matched, onset_offset_matched; 0/0 counts as 1).
-    """
-    ref, est = _mir_eval_notes(ref_notes), _mir_eval_notes(est_notes)
-    out = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
-    for name, ratio in (("onset", None), ("onset_offset", OFFSET_RATIO)):
-        matched = _matched_notes(ref, est, ratio)
-        out[f"{name}_matched"] = matched
-        out.update({f"{name}_{k}": v for k, v in _prf(matched, len(est_notes), len(ref_notes)).items()})
-    return out
+score_notes = note_list_metrics        # (est_notes, ref_notes) -> note P/R/F1 and counts
 
 
 def reference_ceiling(pm, ref_notes=None, synth=None, sustain=DEFAULTS["sustain"], **transcribe_kw):
@@ -166,7 +150,7 @@ def main(argv=None):
     p.add_argument("--json", help="write every number to this file")
     p.add_argument("--no-ceiling", action="store_true", help="skip scoring the reference's own rendering")
     p.add_argument("--no-sustain", action="store_true", help="reference offsets at key-up, not at pedal release")
-    p.add_argument("--soundfont", help="soundfont for the reference rendering (default: the best one installed)")
+    p.add_argument("--soundfont", help="soundfont for the reference rendering (None: the best one installed)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"], help="basic-pitch onset threshold")
     p.add_argument("--frame-threshold", type=float, default=d["frame_threshold"], help="basic-pitch frame threshold")
     p.add_argument("--min-note-ms", type=float, default=d["min_note_ms"], help="basic-pitch minimum note length")

@@ -33,7 +33,7 @@ import numpy as np
 
 from audeo_cli import run
 from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE
-from audeo_io import (AudeoError, atomic_path, list_segments, notes_to_pretty_midi, read_segments, roll_to_notes,
+from audeo_io import (AudeoError, atomic_path, check_writable, list_segments, notes_to_pretty_midi, read_segments, roll_to_notes,
                       to_88_keys, write_midi)
 
 DEFAULTS = dict(key="midi", out="Midi_Synth", velocity=DEFAULT_VELOCITY, min_frames=1, restrike_depth=None)
@@ -172,18 +172,6 @@ def read_video_probs(folder, first, n_frames):
     return 1 / (1 + np.exp(-logit))
 
 
-def check_writable(folder):
-    """Create `folder` if needed; a one-line error when it cannot be written."""
-    import tempfile
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise AudeoError(f"{folder}: output folder is not writable ({e.strerror or e})") from None
-
-
 def main(argv=None):
     d = DEFAULTS
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
@@ -196,9 +184,9 @@ def main(argv=None):
     p.add_argument("--velocity", type=int, default=d["velocity"], help="constant note velocity (1..127)")
     p.add_argument("--min-frames", type=int, default=d["min_frames"], help="drop notes shorter than this (frames)")
     p.add_argument("--restrike-depth", type=float, default=d["restrike_depth"],
-                   help="split held notes at probability dips this deep (needs logits; default: no splitting)")
-    p.add_argument("--logits", help="folder laid out like --rolls holding `logit` segments (default: --rolls)")
-    p.add_argument("--soundfont", help="sf2/sf3 file (default: the best one installed)")
+                   help="split held notes at probability dips this deep (needs logits; None: no splitting)")
+    p.add_argument("--logits", help="folder laid out like --rolls holding `logit` segments (None: --rolls itself)")
+    p.add_argument("--soundfont", help="sf2/sf3 file (None: the best one installed)")
     args = p.parse_args(argv)
     if not 1 <= args.velocity <= 127:
         p.error("--velocity must be in 1..127")

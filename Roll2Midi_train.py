@@ -27,7 +27,6 @@ on CUDA only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -78,38 +77,38 @@ def _targets(discriminator, n, device):
     return valid, torch.zeros_like(valid)
 
 
-def gan_losses(generator, discriminator, x, y, device, amp):
-    """(fake, G loss, D loss) of one batch in the original's formulation (no optimiser step)."""
+def generator_loss(discriminator, fake, y, valid):
+    """0.001 * MSE(D(G(x)), 1) + 0.999 * MSE(G(x), target).
+
+    D runs as the bare module: its gradients from this loss are cleared before the D step, so under
+    DDP they need no synchronisation (and must not start one).
+    """
     mse = nn.functional.mse_loss
-    valid, fake_label = _targets(discriminator, len(x), device)
-    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-        fake = generator(x)
-        # the bare D here: its gradients from the G loss are discarded, so no DDP sync is needed
-        g_loss = ADV_WEIGHT * mse(unwrap(discriminator)(fake).float(), valid) + PIXEL_WEIGHT * mse(fake.float(), y)
-        real_score, fake_score = discriminator(torch.cat([y, fake.detach()])).float().split(len(x))
-        d_loss = 0.5 * (mse(real_score, valid) + mse(fake_score, fake_label))
-    return fake, g_loss, d_loss
+    return ADV_WEIGHT * mse(unwrap(discriminator)(fake).float(), valid) + PIXEL_WEIGHT * mse(fake.float(), y)
+
+
+def discriminator_loss(discriminator, y, fake, valid, fake_label):
+    """0.5 * [MSE(D(target), 1) + MSE(D(G(x).detach()), 0)], real and fake scored in one batch."""
+    mse = nn.functional.mse_loss
+    real_score, fake_score = discriminator(torch.cat([y, fake.detach()])).float().split(len(y))
+    return 0.5 * (mse(real_score, valid) + mse(fake_score, fake_label))
 
 
 def train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, amp, on_step):
-    """One pass over the loader: a G step then a D step per batch."""
+    """One pass over the loader: a G step then a D step per batch, as the original."""
     generator.train()
     discriminator.train()
-    mse = nn.functional.mse_loss
     for x, y, _ in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         valid, fake_label = _targets(discriminator, len(x), device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             fake = generator(x)
-            # the bare D: its gradients from the G loss are cleared before the D step, so no DDP sync
-            g_loss = (ADV_WEIGHT * mse(unwrap(discriminator)(fake).float(), valid)
-                      + PIXEL_WEIGHT * mse(fake.float(), y))
+            g_loss = generator_loss(discriminator, fake, y, valid)
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(g_loss).backward()
         scaler.step(opt_g)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            real_score, fake_score = discriminator(torch.cat([y, fake.detach()])).float().split(len(x))
-            d_loss = 0.5 * (mse(real_score, valid) + mse(fake_score, fake_label))
+            d_loss = discriminator_loss(discriminator, y, fake, valid, fake_label)
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(d_loss).backward()
         scaler.step(opt_d)
@@ -129,7 +128,11 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
         batch = [val[i] for i in idx]
         x = torch.stack([b[0] for b in batch]).to(device)
         y = torch.stack([b[1] for b in batch]).to(device)
-        fake, g_loss, d_loss = gan_losses(g, d, x, y, device, amp)
+        valid, fake_label = _targets(d, len(x), device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            fake = g(x)
+            g_loss = generator_loss(d, fake, y, valid)
+            d_loss = discriminator_loss(d, y, fake, valid, fake_label)
         g_sum += g_loss.item() * len(x)
         d_sum += d_loss.item() * len(x)
         pred = (fake.float() >= args.threshold)[:, 0].transpose(1, 2).cpu().numpy()    # (B, frames, K)

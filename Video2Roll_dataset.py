@@ -1,6 +1,6 @@
 """Video2Roll samples: 5 stacked grayscale keyboard crops (frames t-2..t+2) and the 88-key label of t.
 
-In:  a dataset root in the original layout, one split:
+In:  one or several dataset roots in the original layout, one split:
        frames/<split>/<video>.npy             uint8 (T, 100, 900) frame store (fast), or
        input_images/<split>/<video>/frame<N>.jpg   the original's frame images (read once, then kept);
        labels/<split>/<video>.pkl             {frame: 88-vector} (read with a restricted unpickler).
@@ -128,21 +128,30 @@ def _read_jpgs(folder):
 
 
 class Video2RollDataset(Dataset):
-    """All frames of all videos of one split (or of the `videos` given)."""
+    """All frames of all videos of one split, from one dataset root or several (e.g. rendered + real).
 
-    def __init__(self, root, split, n_keys=N_KEYS, label_dir=LABELS_DIR, augment=None, videos=None, seed=0):
-        self.root, self.split, self.augment, self.seed = Path(root), split, augment, seed
+    `videos` restricts a single root to those videos. `repeat` (one int per root) lists a root's videos
+    that many times, to weigh a small real set against a large rendered one.
+    """
+
+    def __init__(self, roots, split, n_keys=N_KEYS, label_dir=LABELS_DIR, augment=None, videos=None, seed=0,
+                 repeat=None):
+        roots = [Path(r) for r in ([roots] if isinstance(roots, (str, Path)) else roots)]
+        self.split, self.augment, self.seed = split, augment, seed
         self.keys = key_slice(n_keys)
-        self.videos = list(videos) if videos is not None else list_videos(root, split)
-        self.frames, self.labels = [], []
-        for v in self.videos:
-            frames = load_frames(root, split, v)
-            label_path = self.root / label_dir / split / f"{v}.pkl"
-            _, roll = load_labels(label_path)
-            if len(roll) != len(frames):
-                raise AudeoError(f"{label_path}: {len(roll)} labelled frames but {len(frames)} video frames")
-            self.frames.append(frames)
-            self.labels.append(roll)
+        self.videos, self.frames, self.labels = [], [], []
+        for root, times in zip(roots, repeat or [1] * len(roots)):
+            names = list(videos) if videos is not None else list_videos(root, split)
+            for v in names:
+                frames = load_frames(root, split, v)
+                label_path = root / label_dir / split / f"{v}.pkl"
+                _, roll = load_labels(label_path)
+                if len(roll) != len(frames):
+                    raise AudeoError(f"{label_path}: {len(roll)} labelled frames but {len(frames)} video frames")
+                for _ in range(times):
+                    self.videos.append(v)
+                    self.frames.append(frames)
+                    self.labels.append(roll)
         self.index = np.array([(v, t) for v, f in enumerate(self.frames) for t in range(len(f))], np.int64)
         self.epoch = 0
 

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import LABELS_DIR, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
-from audeo_train import (CsvLog, barrier, cleanup_distributed, load_checkpoint, reduce_sum, rng_state,
+from audeo_train import (CsvLog, barrier, cleanup_distributed, float_state_dict, load_checkpoint, reduce_sum, rng_state,
                          save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Video2Roll_dataset import DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, Video2RollDataset
 from Video2Roll_net import PRESETS, build_model, preset
@@ -67,7 +67,7 @@ class Resumable(Sampler):
 
 def make_loaders(args, rank, world):
     train = Video2RollDataset(args.data, SPLITS[0], n_keys=args.n_keys, label_dir=args.labels,
-                              augment=Augment() if args.augment else None, seed=args.seed)
+                              augment=Augment() if args.augment else None, seed=args.seed, repeat=args.repeat)
     val = Video2RollDataset(args.data, args.val_split, n_keys=args.n_keys, label_dir=args.labels)
     if args.sampler == "balanced":
         base = MultilabelBalancedSampler(train.label_matrix(), draws=args.draws, seed=args.seed, rank=rank,
@@ -196,6 +196,11 @@ def train(args):
         epoch, step, partial, best = resume(last, model, optimizer, scheduler, scaler, config)
         if main_rank:
             print(f"resumed {last}: epoch {epoch}, sample {step}, best val F1 {best:.4f}")
+    elif args.init:
+        init = load_checkpoint(args.init)
+        if init["config"] != dataclasses.asdict(config):
+            raise AudeoError(f"{args.init}: --init checkpoint is a different network than --preset/--net/--n-keys")
+        unwrap(model).load_state_dict(float_state_dict(init["model"]))
     log = CsvLog(out / "log.csv", enabled=main_rank)
     if main_rank:
         print(f"training {args.preset} ({config.n_keys} keys) on {device} x{world}: {len(train_set)} train frames, "
@@ -246,9 +251,11 @@ def parse_args(argv=None):
     d = DEFAULTS
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset root (original layout)")
+    p.add_argument("--data", required=True, nargs="+", help="dataset root(s) (original layout)")
+    p.add_argument("--repeat", type=int, nargs="*", help="per root: how many times its training videos are listed")
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
     p.add_argument("--preset", default=d["preset"], choices=sorted(PRESETS), help="network")
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning); ignored when resuming")
     p.add_argument("--net", default="", help="JSON overrides of the preset's config fields (e.g. tiny test nets)")
     p.add_argument("--n-keys", type=int, default=d["n_keys"], choices=(88, 51), help="88 keys or the paper's 51")
     p.add_argument("--labels", default=d["labels"], help="label folder: labels (sustain) or labels_keydown")

@@ -77,6 +77,17 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
 
 
+def check_writable(folder):
+    """Create `folder` if needed; a one-line error when it cannot be written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise AudeoError(f"{folder}: output folder is not writable ({e.strerror or e})") from None
+
+
 def save_npz(path, **arrays):
     """np.savez, written atomically."""
     with atomic_path(path) as tmp:

@@ -103,14 +103,18 @@ def mir_eval_frame_metrics(pred, target, fps=FPS, first_midi=MIDI_LOW):
 
 # --------------------------------------------------------------------------- note level
 
-def roll_to_mir_eval_notes(roll, fps=FPS):
-    """(T, 88 or 51) roll -> (intervals (n, 2) in seconds, pitches (n,) in Hz) for mir_eval."""
+def notes_to_mir_eval(notes):
+    """(pitch, start, end, velocity) notes -> (intervals (n, 2) in seconds, pitches (n,) in Hz) for mir_eval."""
     import mir_eval
-    from audeo_io import roll_to_notes
-    notes = roll_to_notes(roll, fps=fps)            # 51-key rolls are placed into 88 columns
     intervals = np.array([[n[1], n[2]] for n in notes], dtype=float).reshape(-1, 2)
     pitches = mir_eval.util.midi_to_hz(np.array([n[0] for n in notes], dtype=float))
     return intervals, pitches
+
+
+def roll_to_mir_eval_notes(roll, fps=FPS):
+    """(T, 88 or 51) roll -> mir_eval intervals and pitches (51-key rolls placed into 88 columns)."""
+    from audeo_io import roll_to_notes
+    return notes_to_mir_eval(roll_to_notes(roll, fps=fps))
 
 
 def _matched_notes(ref, est, offset_ratio):
@@ -122,22 +126,25 @@ def _matched_notes(ref, est, offset_ratio):
         offset_min_tolerance=OFFSET_MIN_TOLERANCE))
 
 
-def note_metrics(pred, target, fps=FPS):
-    """mir_eval.transcription note P/R/F1, onset only and onset + offset, plus the note counts.
-
-    Returns {'onset_precision', 'onset_recall', 'onset_f1', 'onset_offset_precision', ...,
-    'n_ref', 'n_est', 'onset_matched', 'onset_offset_matched'}; counts let callers pool over
-    videos. Empty rolls follow the 0/0 = 1 rule of the module docstring.
+def note_list_metrics(est_notes, ref_notes):
+    """mir_eval.transcription note P/R/F1 of (pitch, start, end, velocity) notes, onset only and
+    onset + offset, plus the counts: {'onset_precision', ..., 'onset_offset_f1', 'n_ref', 'n_est',
+    'onset_matched', 'onset_offset_matched'}. Counts let callers pool over videos; 0/0 counts as 1.
     """
-    pred, target = _check_pair(pred, target)
-    ref, est = roll_to_mir_eval_notes(target, fps), roll_to_mir_eval_notes(pred, fps)
-    n_ref, n_est = len(ref[1]), len(est[1])
-    out = {"n_ref": n_ref, "n_est": n_est}
+    ref, est = notes_to_mir_eval(ref_notes), notes_to_mir_eval(est_notes)
+    out = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
     for name, ratio in (("onset", None), ("onset_offset", OFFSET_RATIO)):
         matched = _matched_notes(ref, est, ratio)
         out[f"{name}_matched"] = matched
-        out.update({f"{name}_{k}": v for k, v in _prf(matched, n_est, n_ref).items()})
+        out.update({f"{name}_{k}": v for k, v in _prf(matched, len(est_notes), len(ref_notes)).items()})
     return out
+
+
+def note_metrics(pred, target, fps=FPS):
+    """note_list_metrics of the notes read from two rolls (one note per run of on-frames)."""
+    from audeo_io import roll_to_notes
+    pred, target = _check_pair(pred, target)
+    return note_list_metrics(roll_to_notes(pred, fps=fps), roll_to_notes(target, fps=fps))
 
 
 # --------------------------------------------------------------------------- everything
@@ -241,5 +248,5 @@ def format_table(rows, columns=None, digits=3, short_headers=True):
 
 
 __all__ = ["original_frame_metrics", "pooled_frame_metrics", "mir_eval_frame_metrics", "note_metrics",
-           "roll_to_mir_eval_notes", "all_metrics", "video_set_metrics", "threshold_sweep", "best_threshold",
+           "roll_to_mir_eval_notes", "notes_to_mir_eval", "note_list_metrics", "all_metrics", "video_set_metrics", "threshold_sweep", "best_threshold",
            "format_table", "short_name", "SUMMARY_COLUMNS"]

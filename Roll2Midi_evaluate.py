@@ -1,0 +1,99 @@
+"""Evaluate Roll2Midi: the same metrics before and after refinement, per video and overall.
+
+In:  --checkpoint MODEL.pt  a Roll2Midi checkpoint (Roll2Midi_train.py best.pt / last.pt)
+     --estimates ESTIMATES  ESTIMATES/estimate_Roll/<split>/<video>/ npz (Video2Roll_inference.py --out)
+     --data ROOT            ROOT/midi/<split>/<video>/ reference segments (sustain-extended MIDI)
+Out: one table on stdout, a row per video and stage, then the overall rows (counts pooled over videos):
+       video2roll@0.4   before: Video2Roll probabilities >= --before-threshold (0.4, the original's)
+       roll2midi@0.5    after: generator output >= --threshold (0.5, the original's)
+       roll2midi@T      after, at each --extra-thresholds T (the original also reported 0.4)
+     with Video2Roll_evaluate's metrics: the original's sklearn per-frame P/R/F1/accuracy, pooled
+     frame P/R/F1 and note-level onset and onset+offset P/R/F1. --json FILE writes all of it.
+Scored on the model's keys (51 or 88). Windows are per video and non-overlapping, the last one kept
+(see Roll2Midi_inference.refine_probs); columns a 51-key Video2Roll model did not predict count as
+probability 0 (see Roll2Midi_dataset.estimate_probs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from audeo_cli import add_device_arg, resolve_device, run
+from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, ROLL_THRESHOLD, SPLITS
+from audeo_io import atomic_path
+from audeo_metrics import SUMMARY_COLUMNS, format_table
+from Roll2Midi_dataset import list_estimate_videos, load_pair
+from Roll2Midi_inference import load_generator, refine_probs
+from Video2Roll_evaluate import evaluate
+
+DEFAULTS = dict(split=SPLITS[2], before_threshold=ROLL_THRESHOLD, threshold=MIDI_THRESHOLD, batch_size=16)
+BEFORE, AFTER = "video2roll", "roll2midi"
+OVERALL = "overall"
+
+
+def stage_name(kind, threshold):
+    return f"{kind}@{threshold:g}"
+
+
+def before_after(probs, refined, refs, before_threshold=ROLL_THRESHOLD, thresholds=(MIDI_THRESHOLD,)):
+    """Rows {video, stage, frames, metrics...}: each video's stages in turn, then the overall rows.
+
+    probs: {video: Video2Roll probabilities (T, K)}, refined: {video: generator output (T, K)},
+    refs: {video: reference roll (T, K)}.
+    """
+    stages = [(stage_name(BEFORE, before_threshold), probs, before_threshold)]
+    stages += [(stage_name(AFTER, t), refined, t) for t in thresholds]
+    per_stage = {name: evaluate(p, refs, t) for name, p, t in stages}     # sorted videos, then overall
+    rows = []
+    for i in range(len(probs) + 1):
+        for name, stage_rows in per_stage.items():
+            row = dict(stage_rows[i])
+            rows.append(dict(video=row.pop("video"), stage=name, **row))
+    return rows
+
+
+def main(argv=None):
+    d = DEFAULTS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="Roll2Midi checkpoint")
+    p.add_argument("--estimates", required=True,
+                   help="Video2Roll_inference --out folder holding estimate_Roll/<split>/<video>/")
+    p.add_argument("--data", required=True, help="dataset root with midi/<split>/<video>/ reference segments")
+    p.add_argument("--split", default=d["split"])
+    p.add_argument("--videos", nargs="*", help="only these videos")
+    p.add_argument("--n-keys", type=int, choices=(N_KEYS, PAPER_N_KEYS),
+                   help="expected key count (default: the checkpoint's; a different one is an error)")
+    p.add_argument("--before-threshold", type=float, default=d["before_threshold"],
+                   help="threshold on the Video2Roll probabilities")
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="threshold on the generator output")
+    p.add_argument("--extra-thresholds", type=float, nargs="*", default=[],
+                   help="more thresholds on the generator output (the original also reported 0.4)")
+    p.add_argument("--json", help="write every number to this file")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    add_device_arg(p)
+    args = p.parse_args(argv)
+    from tqdm import tqdm
+    device = resolve_device(args.device)
+    generator, config = load_generator(args.checkpoint, device, n_keys=args.n_keys)
+    videos = list_estimate_videos(args.estimates, args.split, args.videos)
+    probs, refs = {}, {}
+    for video in videos:
+        _, probs[video], refs[video] = load_pair(args.estimates, args.data, args.split, video, config.n_keys)
+    refined = {v: refine_probs(generator, probs[v], device, args.batch_size, config.frames)
+               for v in tqdm(videos, desc="videos", unit="video")}
+    thresholds = [args.threshold] + [t for t in args.extra_thresholds if t != args.threshold]
+    rows = before_after(probs, refined, refs, args.before_threshold, thresholds)
+    print(format_table(rows, ["video", "stage", "frames"] + SUMMARY_COLUMNS))
+    if args.json:
+        result = dict(split=args.split, keys=config.n_keys, checkpoint=str(args.checkpoint),
+                      before_threshold=args.before_threshold, thresholds=thresholds,
+                      videos=[r for r in rows if r["video"] != OVERALL],
+                      overall={r["stage"]: r for r in rows if r["video"] == OVERALL})
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    run(main)

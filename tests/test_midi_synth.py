@@ -1,0 +1,191 @@
+"""Midi_synth: rolls -> notes (51/88 keys, re-strikes, minimum length), files, numeric segment order, errors."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+import audeo_io as aio
+import Midi_synth as M
+from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, N_KEYS, PAPER_MIDI_LOW, PAPER_N_KEYS, SAMPLE_RATE
+from conftest import REPO
+
+F = 1 / FPS
+
+
+def midi_notes_frames(pm):
+    """[(pitch, start frame, end frame, velocity)] of a PrettyMIDI, sorted."""
+    notes = [(n.pitch, round(n.start * FPS), round(n.end * FPS), n.velocity) for n in pm.instruments[0].notes]
+    return sorted(notes, key=lambda n: (n[1], n[0]))
+
+
+def melody_roll():
+    """A 5.6 s hand-made piece on the paper's 51 keys: a detached scale, two triads, a held note re-struck once.
+
+    Returns (roll (140, 51), probabilities (140, 51) with a dip where the last note is re-struck).
+    Detached notes and no octaves keep it transcribable with every installed synthesizer and soundfont
+    (measured onset F1 0.93-0.97 with FluidSynth and tinysoundfont, FluidR3_GM and TimGM6mb).
+    """
+    roll = np.zeros((140, PAPER_N_KEYS), np.uint8)
+    for pitch, a, b in [(60, 0, 5), (62, 8, 13), (64, 16, 21), (65, 24, 33), (67, 36, 41), (69, 44, 49), (71, 52, 66),
+                        (55, 70, 88), (60, 70, 88), (64, 70, 88), (57, 90, 108), (62, 90, 108), (65, 90, 108),
+                        (60, 110, 140)]:
+        roll[a:b, pitch - PAPER_MIDI_LOW] = 1
+    probs = roll * 0.95
+    probs[124, 60 - PAPER_MIDI_LOW] = 0.45          # the key rose and was struck again: new note at frame 125
+    return roll, probs.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- roll -> notes
+
+def test_roll_to_midi_gives_exactly_the_runs():
+    roll = np.zeros((12, N_KEYS), np.uint8)
+    roll[2:6, 60 - MIDI_LOW] = 1                    # one note, frames 2..5
+    roll[0:2, 64 - MIDI_LOW] = 1                    # two notes of one key with an off frame between
+    roll[3:5, 64 - MIDI_LOW] = 1
+    roll[2:6, 67 - MIDI_LOW] = 1                    # a chord with the first note
+    roll[9:12, 108 - MIDI_LOW] = 1                  # still on at the end: ends at T
+    roll[7, 21 - MIDI_LOW] = 1                      # a one-frame note
+    pm = M.roll_to_midi(roll)
+    assert len(pm.instruments) == 1 and pm.instruments[0].program == 0
+    v = DEFAULT_VELOCITY
+    assert midi_notes_frames(pm) == [(64, 0, 2, v), (60, 2, 6, v), (67, 2, 6, v), (64, 3, 5, v), (21, 7, 8, v),
+                                     (108, 9, 12, v)]
+    assert pm.instruments[0].notes[0].start == pytest.approx(0.0)
+    assert max(n.end for n in pm.instruments[0].notes) == pytest.approx(12 * F)
+    assert {n.velocity for n in M.roll_to_midi(roll, velocity=57).instruments[0].notes} == {57}
+
+
+def test_51_key_roll_is_placed_at_midi_36_to_86():
+    roll = np.zeros((4, PAPER_N_KEYS), np.uint8)
+    roll[0:2, 0] = 1
+    roll[1:4, PAPER_N_KEYS - 1] = 1
+    roll[2, 24] = 1
+    assert [(p, a, b) for p, a, b, _ in midi_notes_frames(M.roll_to_midi(roll))] == [(36, 0, 2), (86, 1, 4), (60, 2, 3)]
+    with pytest.raises(aio.AudeoError):
+        M.roll_to_midi(np.zeros((4, 60), np.uint8))
+
+
+def test_restrike_split_at_probability_dip():
+    roll = np.zeros((11, N_KEYS), np.uint8)
+    roll[:, 60 - MIDI_LOW] = 1
+    probs = np.zeros((11, N_KEYS), np.float32)
+    probs[:, 60 - MIDI_LOW] = [0.9, 0.95, 0.9, 0.8, 0.7, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
+    assert len(M.roll_notes(roll)) == 1                                   # a binary roll alone: one note
+    notes = M.roll_notes(roll, probs=probs, restrike_depth=0.3)
+    assert [(p, round(s * FPS), round(e * FPS)) for p, s, e, _ in notes] == [(60, 0, 6), (60, 6, 11)]
+    assert len(M.roll_notes(roll, probs=probs, restrike_depth=0.5)) == 1  # dip 0.45 deep: not enough
+    assert len(M.roll_notes(roll, probs=probs, restrike_depth=0.3, min_frames=6)) == 1   # second part too short
+
+
+def test_slow_rise_and_shallow_wobble_are_not_restrikes():
+    probs = np.array([0.45, 0.42, 0.9, 0.95, 0.8, 0.85, 0.9, 0.41, 0.95])
+    assert M.restrike_splits(probs, 0, 9, depth=0.3) == [8]     # only the deep dip at frame 7
+    assert M.restrike_splits(probs, 0, 7, depth=0.3) == []
+    # two re-strikes in one run
+    probs = np.array([0.9, 0.5, 0.9, 0.9, 0.5, 0.9])
+    assert M.restrike_splits(probs, 0, 6, depth=0.3) == [2, 5]
+
+
+def test_min_frames_drops_flicker():
+    roll = np.zeros((10, N_KEYS), np.uint8)
+    roll[0, 40] = 1
+    roll[2:4, 41] = 1
+    roll[4:9, 42] = 1
+    assert [n[0] - MIDI_LOW for n in M.roll_notes(roll, min_frames=2)] == [41, 42]
+    assert [n[0] - MIDI_LOW for n in M.roll_notes(roll, min_frames=3)] == [42]
+
+
+# ----------------------------------------------------------------------------- files
+
+def test_render_writes_midi_and_16k_wav_that_transcribes_back(tmp_path):
+    Audio_evaluate = pytest.importorskip("Audio_evaluate")
+    roll, probs = melody_roll()
+    mid, wav, description = M.render(roll, tmp_path / "Bach No.1 B1", probs=probs, restrike_depth=0.3)
+    assert (mid.name, wav.name) == ("Bach No.1 B1.mid", "Bach No.1 B1.wav")
+    assert description and sorted(p.name for p in tmp_path.iterdir()) == [mid.name, wav.name]
+    audio, sr = soundfile.read(wav)
+    assert sr == SAMPLE_RATE and audio.ndim == 1
+    assert len(audio) >= len(roll) * F * SAMPLE_RATE and np.abs(audio).max() > 0.1
+    want = M.roll_notes(roll, probs=probs, restrike_depth=0.3)
+    assert len(want) == 15 and midi_notes_frames(aio.load_midi(mid)) == [
+        (p, round(s * FPS), round(e * FPS), v) for p, s, e, v in want]
+    got = Audio_evaluate.transcribe(wav)
+    scores = Audio_evaluate.score_notes(got, want)
+    assert scores["onset_f1"] >= 0.8, scores
+    assert any(p == 60 and abs(s - 125 * F) < 0.05 for p, s, _, _ in got)   # the re-strike is heard
+
+
+def _segments(folder, spans, key="midi", n_keys=PAPER_N_KEYS):
+    """Write one segment per (start, end, pitch): that pitch sounds in the segment's first two frames."""
+    for start, end, pitch in spans:
+        a = np.zeros((end - start, n_keys), np.uint8)
+        a[0:2, pitch - (PAPER_MIDI_LOW if n_keys == PAPER_N_KEYS else MIDI_LOW)] = 1
+        aio.save_npz(folder / aio.segment_name(start, end), **{key: a})
+
+
+def test_segments_concatenate_in_numeric_order(tmp_path, capsys):
+    rolls = tmp_path / "Roll2Midi_results" / "testing"
+    _segments(rolls / "a", [(0, 50, 60), (50, 100, 62), (100, 123, 64)])       # '100-123' < '50-100' as strings
+    _segments(rolls / "b", [(950, 1000, 70), (1000, 1050, 72)])                # '1000-1050' < '950-1000'
+    M.main(["--rolls", str(rolls), "--out", str(tmp_path / "out")])
+    log = capsys.readouterr().out
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["a.mid", "a.wav", "b.mid", "b.wav"]
+    a = [(p, s, e) for p, s, e, _ in midi_notes_frames(aio.load_midi(out / "a.mid"))]
+    assert a == [(60, 0, 2), (62, 50, 52), (64, 100, 102)]
+    b = [(p, s, e) for p, s, e, _ in midi_notes_frames(aio.load_midi(out / "b.mid"))]
+    assert b == [(70, 0, 2), (72, 50, 52)]                                    # time 0 = the first segment
+    assert soundfile.info(out / "a.wav").duration >= 123 * F
+    lines = [line for line in log.splitlines() if line.startswith(("a:", "b:"))]
+    assert len(lines) == 2 and all("synthesizer: " in line and ".sf" in line for line in lines), log
+    # one video's own segment folder works too
+    M.main(["--rolls", str(rolls / "b"), "--out", str(tmp_path / "one")])
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["b.mid", "b.wav"]
+
+
+def test_estimates_with_logits_split_restrikes(tmp_path):
+    est = tmp_path / "estimate_Roll" / "testing" / "v"
+    logit = np.full((50, N_KEYS), -6.0, np.float32)
+    logit[5:30, 60 - MIDI_LOW] = 4.0
+    logit[17, 60 - MIDI_LOW] = -0.2                 # probability 0.45: still on at threshold 0.4, but a dip
+    roll = (1 / (1 + np.exp(-logit)) >= 0.4).astype(np.uint8)
+    aio.write_segments(est, logit=logit, roll=roll)
+    for extra, n in (([], 1), (["--restrike-depth", "0.3"], 2)):
+        M.main(["--rolls", str(est.parent), "--key", "roll", "--out", str(tmp_path / "o"), *extra])
+        notes = midi_notes_frames(aio.load_midi(tmp_path / "o" / "v.mid"))
+        assert len(notes) == n
+    assert [(p, a, b) for p, a, b, _ in notes] == [(60, 5, 18), (60, 18, 30)]
+
+
+def _run(args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "Midi_synth.py"), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def _one_line_error(proc):
+    lines = proc.stderr.strip().splitlines()
+    return proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:")
+
+
+@pytest.mark.parametrize("case", ["soundfont", "unwritable", "no_segments", "wrong_key"])
+def test_bad_inputs_give_one_line_errors_and_no_output(tmp_path, case):
+    rolls = tmp_path / "rolls"
+    _segments(rolls / "v", [(0, 50, 60)])
+    out, extra = tmp_path / "out", []
+    if case == "soundfont":
+        extra = ["--soundfont", str(tmp_path / "missing.sf2")]
+    elif case == "unwritable":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "out"                  # a folder under a plain file
+    elif case == "no_segments":
+        rolls = tmp_path / "empty"
+        rolls.mkdir()
+    elif case == "wrong_key":
+        extra = ["--key", "roll"]
+    proc = _run(["--rolls", str(rolls), "--out", str(out), *extra], tmp_path)
+    assert _one_line_error(proc), proc.stderr
+    if case == "soundfont":
+        assert "missing.sf2" in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+    assert (tmp_path / "afile").read_text() == "x" if case == "unwritable" else True

@@ -425,19 +425,29 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
 
     # ---- orientation: white continues past the black keys' free ends on the player's side
     def continuation(sign):
-        if sign > 0:
-            sel = (vs > np.median(ends_hi) + 0.12 * black_len) & (vs < np.median(ends_hi) + 0.4 * black_len)
-        else:
-            sel = (vs < np.median(ends_lo) - 0.12 * black_len) & (vs > np.median(ends_lo) - 0.4 * black_len)
-        strip = band[sel]
+        """(bright fraction, line texture) of the strip just past the black keys' ends on one side."""
+        k_cols = np.arange(iu0, iu1 + 1)
+        end_v = np.interp(us[k_cols], *(hi_fit if sign > 0 else lo_fit))
+        near, far = end_v + sign * 0.12 * black_len, end_v + sign * 0.4 * black_len
+        lo_v, hi_v = np.minimum(near, far), np.maximum(near, far)
+        sel = (vs[:, None] > lo_v[None, :]) & (vs[:, None] < hi_v[None, :])
+        strip = np.where(sel, band, np.nan)
+        rows = sel.any(1)
+        strip = strip[rows]
         if strip.size == 0 or np.isnan(strip).all():
             return 0.0, 0.0
-        bright = np.nanmean(strip > black + 0.6 * (white - black))
-        # a white key's front is plain: little variation along v within a column
-        plain = 1.0 - min(1.0, float(np.nanmedian(np.nanstd(strip, 0))) / max(white - black, 1) * 3)
-        return float(bright), plain
+        with np.errstate(all="ignore"):
+            bright = float(np.nanmean(strip[sel[rows]] > black + 0.6 * (white - black)))
+            # the white keys' gaps: thin dark lines across the strip, one per white key
+            k = max(3, int(round(white_w)) | 1)
+            filled = np.where(np.isnan(strip), np.nanmean(strip), strip).astype(np.float32)
+            hp = np.abs(filled - cv2.blur(filled, (k, 1)))
+            texture = float(np.nanmean(np.where(np.isnan(strip), np.nan, hp)) / max(white - black, 1))
+        return bright, texture
     down, up = continuation(+1), continuation(-1)
-    s_down, s_up = down[0] * (0.7 + 0.3 * down[1]), up[0] * (0.7 + 0.3 * up[1])
+    # white continues on the player's side; a pale body behind the keys is bright too, but plain
+    s_down = down[0] * (0.6 + 0.4 * min(1.0, down[1] / 0.03))
+    s_up = up[0] * (0.6 + 0.4 * min(1.0, up[1] / 0.03))
     front_sign = +1 if s_down >= s_up else -1            # +1: front is further down the row normal
     side_conf = abs(s_down - s_up)
     if max(s_down, s_up) < 0.5:
@@ -524,7 +534,8 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
     score *= 1.0 if found_front else 0.8
     return dict(corners=corners, far_side=front_sign < 0,
                 angle=math.degrees(angle), score=float(score), n_black=len(members), white_w=white_w,
-                pattern=info, ends_found=(ok_l, ok_r), front_found=found_front)
+                pattern=info, ends_found=(ok_l, ok_r), front_found=found_front,
+                sides=dict(down=down, up=up))
 
 
 def _blob_pixels(lab, blobs, m):

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audeo_constants import ESTIMATE_DIR, MIDI_DIR, N_KEYS, ROLL2MIDI_FRAMES, SEGMENT_FRAMES
-from audeo_io import AudeoError, read_segments
+from audeo_io import AudeoError, estimate_probs, read_segments
 from Video2Roll_dataset import key_slice
 
 
@@ -54,15 +54,6 @@ def list_estimate_videos(estimates, split, videos=None):
             raise AudeoError(f"{folder}: no estimates for video {missing[0]!r}")
         names = [v for v in names if v in videos]
     return names
-
-
-def estimate_probs(logit):
-    """sigmoid(logit) as float32; columns that are exactly 0 in every frame (not predicted) become 0."""
-    logit = np.asarray(logit, dtype=np.float32)
-    probs = torch.sigmoid(torch.from_numpy(logit)).numpy()
-    if len(logit):
-        probs[:, ~logit.any(axis=0)] = 0.0
-    return probs
 
 
 def load_estimate(folder, n_keys=N_KEYS):

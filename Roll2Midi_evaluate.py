@@ -11,7 +11,7 @@ Out: one table on stdout, a row per video and stage, then the overall rows (coun
      frame P/R/F1 and note-level onset and onset+offset P/R/F1. --json FILE writes all of it.
 Scored on the model's keys (51 or 88). Windows are per video and non-overlapping, the last one kept
 (see Roll2Midi_inference.refine_probs); columns a 51-key Video2Roll model did not predict count as
-probability 0 (see Roll2Midi_dataset.estimate_probs).
+probability 0 (see audeo_io.estimate_probs).
 """
 from __future__ import annotations
 

@@ -39,11 +39,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
 from audeo_io import AudeoError
-from audeo_train import (CsvLog, barrier, cleanup_distributed, read_torch_file, reduce_sum, rng_state,
-                         save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
+from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, net_overrides, read_torch_file,
+                         reduce_sum, rng_state, save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Roll2Midi_dataset import Roll2MidiDataset
 from Roll2Midi_net import Roll2MidiConfig, build_models
-from Video2Roll_train import Resumable, net_overrides
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(

@@ -19,7 +19,7 @@ import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import ESTIMATE_DIR, LABELS_DIR, N_KEYS, ROLL_THRESHOLD, SPLITS
-from audeo_io import AudeoError, atomic_path, load_labels, read_segments
+from audeo_io import AudeoError, atomic_path, estimate_probs, load_labels, read_segments
 from audeo_metrics import SUMMARY_COLUMNS, format_table, video_set_metrics
 
 DEFAULTS = dict(split=SPLITS[2], threshold=ROLL_THRESHOLD, batch_size=32,
@@ -47,7 +47,7 @@ def estimate_probabilities(folder, videos, n_keys):
     probs = {}
     for video in videos:
         _, logit = read_segments(Path(folder) / video, "logit")
-        probs[video] = 1 / (1 + np.exp(-logit[:, cols]))
+        probs[video] = estimate_probs(logit)[:, cols]
     return probs, range(cols.start, cols.stop)
 
 

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import LABELS_DIR, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
-from audeo_train import (CsvLog, barrier, cleanup_distributed, float_state_dict, load_checkpoint, reduce_sum, rng_state,
+from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
+                         net_overrides, reduce_sum, rng_state,
                          save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Video2Roll_dataset import DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, Video2RollDataset
 from Video2Roll_net import PRESETS, build_model, preset
@@ -48,23 +49,6 @@ DEFAULTS = dict(
 
 # ----------------------------------------------------------------------------- data
 
-class Resumable(Sampler):
-    """Wraps an epoch sampler so an interrupted epoch can restart at sample `start`."""
-
-    def __init__(self, base):
-        self.base, self.start = base, 0
-
-    def set_epoch(self, epoch, start=0):
-        self.base.set_epoch(epoch)
-        self.start = start
-
-    def __iter__(self):
-        return iter(list(self.base)[self.start:])
-
-    def __len__(self):
-        return len(self.base) - self.start
-
-
 def make_loaders(args, rank, world):
     train = Video2RollDataset(args.data, SPLITS[0], n_keys=args.n_keys, label_dir=args.labels,
                               augment=Augment() if args.augment else None, seed=args.seed, repeat=args.repeat)
@@ -76,7 +60,7 @@ def make_loaders(args, rank, world):
         base = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
     sampler = Resumable(base)
     loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        drop_last=False, persistent_workers=False)
+                        drop_last=False, generator=torch.Generator().manual_seed(args.seed))   # own RNG: resumable
     val_index = np.linspace(0, len(val) - 1, min(len(val), args.val_max_frames)).round().astype(int)
     val_index = np.unique(val_index)[rank::world]           # each rank scores its share
     return train, val, loader, sampler, val_index
@@ -159,19 +143,6 @@ def resume(path, model, optimizer, scheduler, scaler, config):
 
 
 # ----------------------------------------------------------------------------- main loop
-
-def net_overrides(text):
-    """--net '{"seq_channels": 32, "stem_channels": [8, 8]}' -> config fields (lists become tuples)."""
-    import json
-    if not text:
-        return {}
-    try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AudeoError(f"--net: not JSON ({e})") from None
-    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-            for k, v in fields.items()}
-
 
 def train(args):
     from tqdm import tqdm

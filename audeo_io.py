@@ -218,6 +218,16 @@ def read_segments(folder, key):
     return segments[0][0], np.concatenate(parts)
 
 
+def estimate_probs(logit):
+    """sigmoid of an estimate_Roll `logit` array as float32; a column that is exactly 0 in every frame
+    was not predicted (outside a 51-key model's range) and gets probability 0, not 0.5."""
+    logit = np.asarray(logit, dtype=np.float32)
+    probs = 1 / (1 + np.exp(-logit))
+    if len(logit):
+        probs[:, ~logit.any(axis=0)] = 0.0
+    return probs
+
+
 def pad_frames(a, n):
     """Zero-pad (or keep) a (T, K) array to n frames."""
     if len(a) >= n:

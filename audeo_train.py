@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from torch.utils.data import Sampler
+
 from audeo_io import AudeoError, atomic_path
 
 
@@ -161,3 +163,35 @@ class CsvLog:
             if new:
                 w.writeheader()
             w.writerow(row)
+
+
+# ----------------------------------------------------------------------------- epochs and configs
+
+class Resumable(Sampler):
+    """Wraps an epoch sampler so an interrupted epoch can restart at sample `start`."""
+
+    def __init__(self, base):
+        self.base, self.start = base, 0
+
+    def set_epoch(self, epoch, start=0):
+        self.base.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        return iter(list(self.base)[self.start:])
+
+    def __len__(self):
+        return len(self.base) - self.start
+
+
+def net_overrides(text):
+    """--net '{"seq_channels": 32, "stem_channels": [8, 8]}' -> config fields (lists become tuples)."""
+    import json
+    if not text:
+        return {}
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AudeoError(f"--net: not JSON ({e})") from None
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in fields.items()}

@@ -369,13 +369,30 @@ def _first_drop(profile, start, step, limit, thr):
     return None, "none"
 
 
-def _edge_between(profile, k_in, k_out, thr):
-    """Sub-pixel boundary between inside index k_in (>= thr) and outside index k_out (< thr)."""
-    a, b = profile[k_in], profile[k_out]
-    if np.isnan(b) or not np.isfinite(a) or a == b:
-        return (k_in + k_out) / 2
+def _edge_at(profile, k_out, step):
+    """Sub-pixel boundary near the first outside index k_out (walking by `step` = +-1), where the profile
+    crosses half-way between the inside level (a few samples back) and the outside level just past it."""
+    n = len(profile)
+    k_in = k_out - step
+    if not 0 <= k_in < n or np.isnan(profile[k_in]):
+        return float(k_out - step / 2)
+    inside = profile[[i for i in range(k_in - 2 * step, k_in + step, step) if 0 <= i < n]]
+    outside = profile[[i for i in range(k_out, k_out + 3 * step, step) if 0 <= i < n]]
+    inside, outside = inside[~np.isnan(inside)], outside[~np.isnan(outside)]
+    if not len(outside) or not len(inside):
+        return float(k_out - step / 2)
+    hi, lo = float(np.median(inside)), float(outside.min())
+    thr = (hi + lo) / 2
+    # walk back from k_out while still below thr (the true crossing may lie a sample further in)
+    k = k_out
+    while 0 <= k - step < n and not np.isnan(profile[k - step]) and profile[k - step] < thr and \
+            abs(k - step - k_out) < 3:
+        k -= step
+    a, b = profile[k - step], profile[k]
+    if not 0 <= k - step < n or np.isnan(a) or np.isnan(b) or a == b:
+        return float(k - step / 2)
     t = float(np.clip((a - thr) / (a - b), 0, 1))
-    return k_in + t * (k_out - k_in)
+    return float(k - step + t * step)
 
 
 def measure_keyboard(gray, blobs, members, p=DEFAULTS):
@@ -408,7 +425,7 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
     hi_fit = _robust_line(u_k, ends_hi)
     black_len = float(np.median(ends_hi - ends_lo))
     u_first, u_last = u_k[0], u_k[-1]
-    margin_u = 4.5 * white_w
+    margin_u = 8.0 * white_w
     reach = 2.6 * black_len                              # white keys reach this far past the row at most
     rect, us, vs = fr.rectify(gray, u_first - margin_u, u_last + margin_u, -reach, reach)
     iu0 = int(np.searchsorted(us, u_first))
@@ -475,14 +492,14 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
         k_start = int(np.clip(k_free + front_sign * max(1, int(0.1 * black_len)), 0, len(vs) - 1))
         k, why = _first_drop(prof_front, k_start, front_sign, 1.6 * black_len, thr)
         if why == "drop":
-            front_pts.append((uc, vs[0] + _edge_between(prof_front, k - front_sign, k, thr) + front_sign * 0.5))
+            front_pts.append((uc, vs[0] + _edge_at(prof_front, k, front_sign)))
         elif why == "frame":                             # cut by the frame: the box is clipped there
             front_pts.append((uc, vs[0] + k))
         k_b = int(np.clip(np.searchsorted(vs, v_back), 0, len(vs) - 1))
         k_start = int(np.clip(k_b + front_sign * max(2, int(0.25 * black_len)), 0, len(vs) - 1))
         k, why = _first_drop(prof_back, k_start, -front_sign, 0.6 * black_len, thr)
         if why == "drop":
-            back_pts.append((uc, vs[0] + _edge_between(prof_back, k + front_sign, k, thr) - front_sign * 0.5))
+            back_pts.append((uc, vs[0] + _edge_at(prof_back, k, -front_sign)))
         elif why == "frame":
             back_pts.append((uc, vs[0] + k))
     front_fit = _fit_pts(front_pts, (u_first, u_last))
@@ -502,31 +519,65 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
         ww = white_at(u_blk)
         vb, vf = np.interp(u_blk, *back_fit), np.interp(u_blk, *front_fit)
         mid = (vb + vf) / 2
-        found = {}
+        cols = {}
         for name, (va, vz) in (("back", (vb, mid)), ("front", (mid, vf))):
             lo_v, hi_v = min(va, vz), max(va, vz)
             sel = (vs > lo_v + 1.5) & (vs < hi_v - 1.5)
             if sel.sum() < 2:
                 continue
-            with np.errstate(all="ignore"):
-                col = _nanpct(rect[sel], 80, 0)
-                col[np.isnan(rect[sel]).mean(0) > 0.5] = np.nan
-            start = k_blk + sign * max(1, int(round(0.45 * ww)))
-            k, why = _first_drop(col, start, sign, 3.2 * ww, thr)
-            if why == "drop":
-                found[name] = us[0] + _edge_between(col, k - sign, k, thr) + sign * 0.5
-            elif why == "frame":
-                found[name] = us[0] + k
-        if not found:
-            u = u_blk + sign * 1.0 * ww
-            return u, u, False
-        far = max(found.values()) if sign > 0 else min(found.values())
-        return found.get("back", far), found.get("front", far), True
-    ub_left, uf_left, ok_l = end(-1)
-    ub_right, uf_right, ok_r = end(+1)
+            col = _nanpct(rect[sel], 80, 0)
+            col[np.isnan(rect[sel]).mean(0) > 0.5] = np.nan
+            cols[name] = col
+        if not cols:
+            u = u_blk + sign * ww
+            return (np.array([-1e9, 1e9]), np.array([u, u])), False
+        # a key column is bright in the back half (white key) or in the front half (in front of a black
+        # key, even one the row missed); the piano's cheek is dark in both
+        comb = np.fmax(*cols.values()) if len(cols) == 2 else next(iter(cols.values()))
+        start = k_blk + sign * max(1, int(round(0.45 * ww)))
+        k, why = _first_drop(comb, start, sign, 6.0 * ww, thr)
+        if why == "none":                                # pale cheeks: the keys' usual overhang
+            u = u_blk + sign * ww
+            return (np.array([-1e9, 1e9]), np.array([u, u])), False
+        k_end = k
+        edge = us[0] + k if why == "frame" else us[0] + _edge_at(comb, k, sign)
+        # the end line, measured in thin strips from back to front (perspective tilts it): a line u(v)
+        lo_v, hi_v = min(vb, vf) + 1.5, max(vb, vf) - 1.5
+        step_v = max(2.0, 0.08 * abs(vf - vb))
+        pts = []
+        for v0 in np.arange(lo_v, hi_v - step_v / 2, step_v):
+            rows = (vs >= v0) & (vs < v0 + step_v)
+            if not rows.any():
+                continue
+            col = _nanpct(rect[rows], 50, 0)
+            s0 = int(np.clip(k_end - sign * int(round(1.2 * ww)), 0, len(col) - 1))
+            while 0 <= s0 < len(col) and s0 != k_end and not (col[s0] >= thr):
+                s0 += sign                               # step off a black key first
+            if not 0 <= s0 < len(col):
+                continue
+            kk, w2 = _first_drop(col, s0, sign, 2.5 * ww, thr)
+            if w2 == "drop" and abs(kk - k_end) <= 1.5 * ww:
+                pts.append((v0 + step_v / 2, us[0] + _edge_at(col, kk, sign)))
+            elif w2 == "frame":
+                pts.append((v0 + step_v / 2, us[0] + kk))
+        if len(pts) >= 3:
+            line = _robust_line([p[0] for p in pts], [p[1] for p in pts])
+        else:
+            line = (np.array([-1e9, 1e9]), np.array([edge, edge]))
+        return line, True
 
-    corners_uv = [(ub_left, np.interp(ub_left, *back_fit)), (ub_right, np.interp(ub_right, *back_fit)),
-                  (uf_right, np.interp(uf_right, *front_fit)), (uf_left, np.interp(uf_left, *front_fit))]
+    def corner(end_line, edge_line):
+        """Intersection of an end line u(v) with a front/back line v(u)."""
+        u = float(np.interp(0.0, *end_line))
+        for _ in range(4):
+            v = float(np.interp(u, *edge_line))
+            u = float(np.interp(v, *end_line))
+        return u, float(np.interp(u, *edge_line))
+
+    left_line, ok_l = end(-1)
+    right_line, ok_r = end(+1)
+    corners_uv = [corner(left_line, back_fit), corner(right_line, back_fit), corner(right_line, front_fit),
+                  corner(left_line, front_fit)]
     corners = [fr.to_xy(u, v) for u, v in corners_uv]
     contrast = float(np.clip((white - black) / 120, 0, 1))
     count = float(np.clip(len(members) / 20, 0, 1))
@@ -604,9 +655,10 @@ def _detect_gray(gray, source, p):
     corners = [((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5) for x, y in best["corners"]]
     xs = [c[0] for c in corners]
     ys = [c[1] for c in corners]
-    # corners are pixel-boundary positions (pixel centres at integers): box edges are x + 0.5
-    x1, x2 = int(round(min(xs) + 0.5)), int(round(max(xs) + 0.5))
-    y1, y2 = int(round(min(ys) + 0.5)), int(round(max(ys) + 0.5))
+    # corners are boundary positions (pixel centres at integers): a pixel belongs to the keys when its
+    # centre lies inside, i.e. its value is past half-way between the key and the surroundings
+    x1, x2 = math.ceil(min(xs) - 1e-6), math.floor(max(xs) + 1e-6) + 1
+    y1, y2 = math.ceil(min(ys) - 1e-6), math.floor(max(ys) + 1e-6) + 1
     box = (max(0, x1), max(0, y1), min(W, x2), min(H, y2))
     if box[2] - box[0] < 8 or box[3] - box[1] < 4:
         raise AudeoError(f"{source}: no keyboard found (the key area found is empty)")

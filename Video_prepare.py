@@ -1,12 +1,18 @@
 """Prepare a real piano video for Video2Roll: 25 fps grayscale keyboard crops (and labels) in the dataset layout.
 
-In:  a video OpenCV can read (any frame rate, size, camera side), its keyboard box (--box or --box-file),
-     optionally a reference MIDI with the video time at which MIDI time 0 falls (--midi, --midi-offset).
+In:  a video OpenCV can read (any frame rate, size, camera side). The keyboard box comes from --box or
+     --box-file, else it is found automatically (Keyboard_detect.py), and with it the camera side.
+     Labels, optionally: --midi REF.mid with --midi-offset (the video time at which MIDI time 0 falls;
+     `auto` searches it by aligning the MIDI with the video), --pitch-shift for MIDI stored in another
+     octave; or --audio-labels: the video's own audio track transcribed with basic-pitch (as the
+     original used Onsets and Frames on its audio).
 Out: ROOT/frames/<split>/<name>.npy            uint8 (T, 100, 900) crops at 25 fps (resampled in time)
      ROOT/labels/<split>/<name>.pkl, labels_keydown/, midi/<split>/<name>/<s>-<e>.npz, performances/
-                                               with --midi: labels at the same 25 fps frames
+                                               with labels, on the same 25 fps frames
      ROOT/prepared/<name>.json                 what was done (source, fps, box, side, offset, trimming)
-With labels, leading frames before the first key press are trimmed, as the original did.
+With labels, leading frames before the first key press are trimmed, as the original did. --exclude
+START-END (seconds of video time) cuts spans out (e.g. wrongly labelled ones); the parts that remain
+are written as <name>__p0, <name>__p1, ... so no 5-frame stack straddles a cut.
 """
 from __future__ import annotations
 
@@ -17,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import run
-from audeo_constants import FPS, SPLITS
-from audeo_io import AudeoError, atomic_path, load_midi, midi_to_roll, regrid, write_dataset_video
-from audeo_video import iter_crops, read_box, video_info
+from audeo_constants import FPS, MIDI_HIGH, MIDI_LOW, SPLITS
+from audeo_io import (AudeoError, atomic_path, load_midi, midi_to_roll, notes_to_pretty_midi, regrid,
+                      write_dataset_video)
+from audeo_video import check_box, iter_crops, read_box, video_info
 
-DEFAULTS = dict(split=SPLITS[2], midi_offset=0.0)
+DEFAULTS = dict(split=SPLITS[2], midi_offset="0", pitch_shift=0, min_part_seconds=2.0)
 PREPARED_DIR = "prepared"
 
 
@@ -41,27 +48,97 @@ def first_key_press(pm, n_frames):
     return int(pressed[0]) if len(pressed) else None
 
 
-def prepare(video, root, split, name, box, far_side=False, midi=None, midi_offset=0.0, trim=True):
-    """Crops (and labels from `midi`, whose time 0 falls at video time `midi_offset`) into `root`."""
+def audio_notes(video):
+    """Notes transcribed by basic-pitch from the video's own audio track (video time)."""
+    import subprocess
+    import tempfile
+    import imageio_ffmpeg
+    from Audio_evaluate import transcribe
+    with tempfile.TemporaryDirectory(prefix="audeo_audio.") as tmp:
+        wav = Path(tmp) / "audio.wav"
+        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-vn",
+                               "-ac", "1", "-ar", "22050", str(wav)], capture_output=True, text=True)
+        if proc.returncode != 0 or not wav.is_file() or wav.stat().st_size < 1000:
+            raise AudeoError(f"{video}: has no audio track to take labels from")
+        return transcribe(wav)
+
+
+def keep_spans(n_frames, exclude, min_frames):
+    """[start, end) frame spans left after cutting out `exclude` [(start s, end s)] (video time)."""
+    keep = np.ones(n_frames, bool)
+    for a, b in exclude:
+        keep[max(0, int(np.floor(a * FPS))):max(0, int(np.ceil(b * FPS)))] = False
+    edges = np.flatnonzero(np.diff(np.r_[0, keep.astype(int), 0]))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2]) if e - s >= min_frames]
+
+
+def prepare(video, root, split, name, box=None, far_side=None, midi=None, midi_offset=0.0, pitch_shift=0,
+            audio_labels=False, exclude=(), trim=True, min_part_seconds=DEFAULTS["min_part_seconds"]):
+    """Crops and labels of one video into `root`; returns the prepared/<name>.json contents."""
     root = Path(root)
     info = video_info(video)
+    box, far_side, box_source = resolve_box(video, box, far_side)
+    heard = audio_notes(video) if audio_labels else None          # fails early on a silent video
     crops = read_crops(video, box, far_side)
     meta = dict(source=str(video), source_fps=info.fps, size=[info.width, info.height], box=list(box),
-                far_side=far_side, frames=len(crops), fps=FPS, midi=str(midi) if midi else None,
-                midi_offset=midi_offset, trimmed_frames=0)
+                box_source=box_source, far_side=far_side, fps=FPS, midi=str(midi) if midi else None,
+                pitch_shift=pitch_shift, audio_labels=audio_labels, exclude=[list(x) for x in exclude])
     pm = None
-    if midi:
-        pm = regrid(load_midi(midi), shift=midi_offset)
+    if audio_labels:
+        pm = notes_to_pretty_midi(heard)
+    elif midi:
+        pm = shift_pitch(load_midi(midi), pitch_shift, midi)
+        if midi_offset == "auto":
+            from Video_align import estimate_offset
+            midi_offset = estimate_offset(crops, pm)
+        pm = regrid(pm, shift=float(midi_offset))
+        meta["midi_offset"] = float(midi_offset)
+    parts = keep_spans(len(crops), exclude, int(min_part_seconds * FPS))
+    if pm is not None and trim:                       # leading silence trimmed to the first key press
         first = first_key_press(pm, len(crops))
         if first is None:
-            raise AudeoError(f"{midi}: no notes fall inside the video with offset {midi_offset} s")
-        first = first if trim else 0
-        crops, pm = crops[first:], regrid(pm, -first / FPS)
-        meta.update(trimmed_frames=first, frames=len(crops))
-    write_dataset_video(root, split, name, crops, pm)
+            raise AudeoError(f"{midi or video}: no notes fall inside the video")
+        parts = [(max(s, first), e) for s, e in parts if e > first]
+    if not parts:
+        raise AudeoError(f"{video}: nothing left to prepare after trimming and --exclude")
+    names = [name] if len(parts) == 1 else [f"{name}__p{i}" for i in range(len(parts))]
+    for part, (s, e) in zip(names, parts):
+        write_dataset_video(root, split, part, crops[s:e], None if pm is None else regrid(pm, -s / FPS))
+    meta.update(parts={n: [s, e] for n, (s, e) in zip(names, parts)}, frames=sum(e - s for s, e in parts))
     with atomic_path(root / PREPARED_DIR / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=1))
     return meta
+
+
+def resolve_box(video, box, far_side):
+    """(box, far_side, how): as given, or detected (the side too, unless given)."""
+    if box is not None:
+        info = video_info(video)
+        return check_box(box, info.width, info.height, video), bool(far_side), "given"
+    from Keyboard_detect import detect_in_video
+    found = detect_in_video(video)
+    return tuple(found.box), found.far_side if far_side is None else bool(far_side), "detected"
+
+
+def shift_pitch(pm, semitones, source):
+    """Every note moved by `semitones` (e.g. +12 for MIDI stored an octave low); must stay on 88 keys."""
+    if not semitones:
+        return pm
+    for inst in pm.instruments:
+        for n in inst.notes:
+            n.pitch += semitones
+    outside = [n.pitch for i in pm.instruments for n in i.notes if not MIDI_LOW <= n.pitch <= MIDI_HIGH]
+    if outside:
+        raise AudeoError(f"{source}: --pitch-shift {semitones} puts notes outside the 88 keys (MIDI {outside[0]})")
+    return pm
+
+
+def parse_exclude(text):
+    try:
+        a, b = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected START-END in seconds") from None
+    return a, b
 
 
 def main(argv=None):
@@ -72,19 +149,33 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="dataset root")
     p.add_argument("--split", default=d["split"])
     p.add_argument("--name", help="video name in the dataset (default: the file's stem)")
-    p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), help="keyboard box")
+    p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), help="keyboard box (else detected)")
     p.add_argument("--box-file", help="file holding `x1 y1 x2 y2` (e.g. a render's box.txt)")
-    p.add_argument("--far-side", action="store_true", help="camera beyond the keyboard: turn crops 180 degrees")
+    p.add_argument("--side", choices=("auto", "player", "far"), default="auto",
+                   help="camera side; auto = detected with the box (player side when a box is given)")
     p.add_argument("--midi", help="reference MIDI for labels")
-    p.add_argument("--midi-offset", type=float, default=d["midi_offset"], help="video time (s) of MIDI time 0")
+    p.add_argument("--midi-offset", default=d["midi_offset"], help="video time (s) of MIDI time 0, or 'auto'")
+    p.add_argument("--pitch-shift", type=int, default=d["pitch_shift"], help="semitones added to the MIDI's notes")
+    p.add_argument("--audio-labels", action="store_true", help="labels from the video's own audio (basic-pitch)")
+    p.add_argument("--exclude", type=parse_exclude, nargs="*", default=[], metavar="START-END",
+                   help="video-time spans (s) to leave out")
     p.add_argument("--no-trim", dest="trim", action="store_false", help="keep frames before the first key press")
     args = p.parse_args(argv)
+    if args.midi and args.audio_labels:
+        p.error("--midi and --audio-labels are alternatives")
     box = read_box(args.box_file) if args.box_file else args.box
-    if box is None:
-        raise AudeoError(f"{args.video}: no --box or --box-file given")
+    far_side = {"auto": None, "player": False, "far": True}[args.side]
+    if args.midi_offset != "auto":
+        try:
+            float(args.midi_offset)
+        except ValueError:
+            p.error(f"--midi-offset {args.midi_offset!r}: a number of seconds or 'auto'")
     name = args.name or Path(args.video).stem
-    meta = prepare(args.video, args.out, args.split, name, box, args.far_side, args.midi, args.midi_offset, args.trim)
-    print(f"{name}: {meta['frames']} frames at {FPS} fps (from {meta['source_fps']:.3g} fps) -> {args.out}")
+    meta = prepare(args.video, args.out, args.split, name, box, far_side, args.midi, args.midi_offset,
+                   args.pitch_shift, args.audio_labels, args.exclude, args.trim)
+    print(f"{name}: {meta['frames']} frames at {FPS} fps (from {meta['source_fps']:.3g} fps), box "
+          f"{' '.join(map(str, meta['box']))} ({meta['box_source']}, {'far' if meta['far_side'] else 'player'} side)"
+          f" -> {args.out}")
 
 
 if __name__ == "__main__":

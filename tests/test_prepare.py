@@ -32,3 +32,46 @@ def test_thirty_fps_video_becomes_25_fps_frames_aligned_with_labels(tmp_path):
     assert all(np.min(np.abs(changes - t)) <= 1 for t in np.unique(mismatch))   # only at key transitions
     meta = json.loads((tmp_path / "data" / "prepared" / "c.json").read_text())
     assert meta["source_fps"] == 30 and meta["fps"] == 25
+
+
+def _prepare_cli(args, cwd):
+    import subprocess
+    import sys
+    from conftest import REPO
+    return subprocess.run([sys.executable, str(REPO / "Video_prepare.py"), *args], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_bad_videos_one_line_error_and_nothing_written(tmp_path):
+    clip = tmp_path / "clip"
+    R.render(write_clip_midi(tmp_path / "in.mid", seconds=1.0), clip, seed=1, progress=False)
+    empty, corrupt = tmp_path / "empty.mp4", tmp_path / "corrupt.mp4"
+    empty.write_bytes(b"")
+    corrupt.write_bytes(b"\x00\x01" * 4000)
+    box = (clip / "box.txt").read_text().split()
+    cases = [([str(clip / "video.mp4"), "--box", *box, "--audio-labels"], "no audio track"),
+             ([str(empty), "--box", *box], "cannot be decoded"),
+             ([str(corrupt), "--box", *box], "cannot be decoded"),
+             ([str(clip / "video.mp4"), "--box", "0", "0", "5000", "10"], "outside")]
+    for args, expect in cases:
+        proc = _prepare_cli(args + ["--out", "data"], tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and expect in lines[0], (args, proc.stderr)
+        assert not (tmp_path / "data").exists()
+
+
+def test_audio_labels_from_the_videos_own_sound(tmp_path):
+    """A rendered clip muxed with its own audio: basic-pitch labels match the performance's notes."""
+    import subprocess
+    import imageio_ffmpeg
+    from Audio_evaluate import score_notes
+    clip = tmp_path / "clip"
+    R.render(write_clip_midi(tmp_path / "in.mid", seconds=3.0, seed=7), clip, seed=3, progress=False)
+    video = tmp_path / "with_sound.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(clip / "video.mp4"), "-i",
+                    str(clip / "audio.wav"), "-c:v", "copy", "-c:a", "aac", str(video)], check=True)
+    Video_prepare.main([str(video), "--out", str(tmp_path / "data"), "--name", "c", "--box-file",
+                        str(clip / "box.txt"), "--audio-labels", "--no-trim"])
+    labelled = aio.midi_notes(aio.load_midi(tmp_path / "data" / "performances" / "testing" / "c.mid"), sustain=False)
+    truth = aio.midi_notes(aio.load_midi(clip / "performance.mid"), sustain=False)
+    assert score_notes(labelled, truth)["onset_f1"] > 0.6      # random dense chords; omaps_010 scores 0.74

@@ -267,7 +267,7 @@ def find_key_rows(blobs, p=DEFAULTS, n_best=4):
     ref_len = (blobs.length[i] + blobs.length[j]) / 2
     ref_w = (blobs.width[i] + blobs.width[j]) / 2
     inl = (dist < 0.2 * ref_len[:, None]) & \
-          (np.abs(np.log(blobs.length[None, :] / ref_len[:, None])) < 0.45) & \
+          (np.abs(np.log(blobs.length[None, :] / ref_len[:, None])) < 0.3) & \
           (np.abs(np.log(blobs.width[None, :] / ref_w[:, None])) < 0.6)
     counts = inl.sum(1)
     order = np.argsort(-counts)
@@ -295,7 +295,7 @@ def _refine_row(blobs, members):
         resid = pts[:, 1] - (a * pts[:, 0] + b)
         med_len = np.median(blobs.length[members])
         med_w = np.median(blobs.width[members])
-        near = (np.abs(resid) < 0.18 * med_len) & (np.abs(np.log(blobs.length / med_len)) < 0.4) & \
+        near = (np.abs(resid) < 0.18 * med_len) & (np.abs(np.log(blobs.length / med_len)) < 0.3) & \
                (np.abs(np.log(blobs.width / med_w)) < 0.6)
         if near.sum() < 3:
             break
@@ -534,8 +534,9 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
         # a key column is bright in the back half (white key) or in the front half (in front of a black
         # key, even one the row missed); the piano's cheek is dark in both
         comb = np.fmax(*cols.values()) if len(cols) == 2 else next(iter(cols.values()))
-        start = k_blk + sign * max(1, int(round(0.45 * ww)))
-        k, why = _first_drop(comb, start, sign, 6.0 * ww, thr)
+        # from the outermost black key outwards (if that "key" is really the dark rim at the keyboard's
+        # end, the walk stops at once: in front of a black key the white keys are bright)
+        k, why = _first_drop(comb, k_blk, sign, 6.0 * ww, thr)
         if why == "none":                                # pale cheeks: the keys' usual overhang
             u = u_blk + sign * ww
             return (np.array([-1e9, 1e9]), np.array([u, u])), False

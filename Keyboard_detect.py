@@ -47,6 +47,7 @@ DEFAULTS = dict(
     ransac_iters=1500,
     seed=0,
 )
+_DEBUG = None                # set to a dict to collect intermediate results (development aid)
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 # Keyboard proportions (white-key widths). Black-key centres within a group of two or three are
@@ -469,11 +470,35 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
     side_conf = abs(s_down - s_up)
     if max(s_down, s_up) < 0.5:
         return None                                      # no white band in front of the black keys
+    thr = black + 0.5 * (white - black)
+
+    # ---- the outermost "black keys" must have white keys in front of them (the dark rim or cheek at
+    # the keyboard's end passes the shape test too)
+    free_fit = hi_fit if front_sign > 0 else lo_fit
+    half_w = max(1, int(round(0.25 * np.median(blobs.width[members]))))
+
+    def white_in_front(uk):
+        k = int(round(uk - us[0]))
+        depth = (vs - np.interp(uk, *free_fit)) * front_sign
+        vals = rect[(depth > 0.15 * black_len) & (depth < 0.4 * black_len), max(0, k - half_w):k + half_w + 1]
+        vals = vals[~np.isnan(vals)]
+        return len(vals) == 0 or float(np.median(vals)) >= thr
+    keep = np.ones(len(u_k), bool)
+    lo_i, hi_i = 0, len(u_k) - 1
+    while hi_i - lo_i >= p["min_black_keys"] and not white_in_front(u_k[lo_i]):
+        keep[lo_i] = False
+        lo_i += 1
+    while hi_i - lo_i >= p["min_black_keys"] and not white_in_front(u_k[hi_i]):
+        keep[hi_i] = False
+        hi_i -= 1
+    if not keep.all():
+        members, u_k, v_k = members[keep], u_k[keep], v_k[keep]
+        u_first, u_last = u_k[0], u_k[-1]
+        iu0, iu1 = int(np.searchsorted(us, u_first)), int(np.searchsorted(us, u_last))
 
     # ---- front and back edges, per chunk along the row, then a line fit (perspective)
-    n_chunks = int(np.clip(round((u_last - u_first) / (6 * white_w)), 2, 8))
+    n_chunks = int(np.clip(round((u_last - u_first) / (1.5 * white_w)), 4, 48))
     bounds = np.linspace(iu0, iu1 + 1, n_chunks + 1).round().astype(int)
-    thr = black + 0.5 * (white - black)
     front_pts, back_pts = [], []
     for c0, c1 in zip(bounds[:-1], bounds[1:]):
         if c1 - c0 < 2:
@@ -514,58 +539,59 @@ def measure_keyboard(gray, blobs, members, p=DEFAULTS):
     # ---- left and right ends: where the white keys stop beyond the outermost black keys, measured
     # separately in the back and the front half of the keys (perspective tilts the end lines)
     def end(sign):
+        """The keyboard's end beyond the outermost black key, as a line u(v) (perspective tilts it)."""
         k_blk = iu1 if sign > 0 else iu0
         u_blk = us[k_blk]
         ww = white_at(u_blk)
         vb, vf = np.interp(u_blk, *back_fit), np.interp(u_blk, *front_fit)
-        mid = (vb + vf) / 2
-        cols = {}
-        for name, (va, vz) in (("back", (vb, mid)), ("front", (mid, vf))):
-            lo_v, hi_v = min(va, vz), max(va, vz)
-            sel = (vs > lo_v + 1.5) & (vs < hi_v - 1.5)
-            if sel.sum() < 2:
-                continue
-            col = _nanpct(rect[sel], 80, 0)
-            col[np.isnan(rect[sel]).mean(0) > 0.5] = np.nan
-            cols[name] = col
-        if not cols:
-            u = u_blk + sign * ww
-            return (np.array([-1e9, 1e9]), np.array([u, u])), False
-        # a key column is bright in the back half (white key) or in the front half (in front of a black
-        # key, even one the row missed); the piano's cheek is dark in both
-        comb = np.fmax(*cols.values()) if len(cols) == 2 else next(iter(cols.values()))
-        # from the outermost black key outwards (if that "key" is really the dark rim at the keyboard's
-        # end, the walk stops at once: in front of a black key the white keys are bright)
-        k, why = _first_drop(comb, k_blk, sign, 6.0 * ww, thr)
-        if why == "none":                                # pale cheeks: the keys' usual overhang
-            u = u_blk + sign * ww
-            return (np.array([-1e9, 1e9]), np.array([u, u])), False
-        k_end = k
-        edge = us[0] + k if why == "frame" else us[0] + _edge_at(comb, k, sign)
-        # the end line, measured in thin strips from back to front (perspective tilts it): a line u(v)
-        lo_v, hi_v = min(vb, vf) + 1.5, max(vb, vf) - 1.5
-        step_v = max(2.0, 0.08 * abs(vf - vb))
-        pts = []
-        for v0 in np.arange(lo_v, hi_v - step_v / 2, step_v):
-            rows = (vs >= v0) & (vs < v0 + step_v)
-            if not rows.any():
-                continue
-            col = _nanpct(rect[rows], 50, 0)
-            s0 = int(np.clip(k_end - sign * int(round(1.2 * ww)), 0, len(col) - 1))
-            while 0 <= s0 < len(col) and s0 != k_end and not (col[s0] >= thr):
-                s0 += sign                               # step off a black key first
-            if not 0 <= s0 < len(col):
-                continue
-            kk, w2 = _first_drop(col, s0, sign, 2.5 * ww, thr)
-            if w2 == "drop" and abs(kk - k_end) <= 1.5 * ww:
-                pts.append((v0 + step_v / 2, us[0] + _edge_at(col, kk, sign)))
-            elif w2 == "frame":
-                pts.append((v0 + step_v / 2, us[0] + kk))
-        if len(pts) >= 3:
-            line = _robust_line([p[0] for p in pts], [p[1] for p in pts])
-        else:
-            line = (np.array([-1e9, 1e9]), np.array([edge, edge]))
-        return line, True
+        v_free = float(np.interp(u_blk, *(hi_fit if front_sign > 0 else lo_fit)))
+        fallback = (np.array([-1e9, 1e9]), np.array([u_blk + sign * ww] * 2)), False
+        step_v = max(2.0, 0.06 * abs(vf - vb))
+
+        def strips(v_from, v_to):
+            lo, hi = min(v_from, v_to), max(v_from, v_to)
+            for v0 in np.arange(lo, hi - step_v / 2, step_v):
+                rows = (vs >= v0) & (vs < v0 + step_v)
+                if rows.any():
+                    yield v0 + step_v / 2, _nanpct(rect[rows], 50, 0)
+
+        def walk(col, start, limit):
+            k, why = _first_drop(col, int(np.clip(start, 0, len(col) - 1)), sign, limit, thr)
+            if why == "drop":
+                return us[0] + _edge_at(col, k, sign)
+            if why == "frame":                           # cut by the frame: the box is clipped there
+                return us[0] + k
+            return None
+
+        # 1) the white keys' front part has no black keys: the first drop is the end
+        margin = 0.08 * abs(vf - vb)
+        front_pts = []
+        for vc, col in strips(v_free + front_sign * margin, vf - front_sign * 1.5):
+            u = walk(col, k_blk, 6.0 * ww)
+            if u is not None:
+                front_pts.append((vc, u))
+        if _DEBUG is not None:
+            _DEBUG.setdefault("front_strips", []).append(dict(sign=sign, pts=front_pts, v_free=v_free, vf=vf, vb=vb,
+                                                              margin=margin, k_blk=k_blk))
+        if len(front_pts) < 3:
+            return fallback
+        front_line = _robust_line(*zip(*front_pts))
+        # 2) among the black keys: search near the end the front part predicts (a black key or the
+        # gap beside it is no end), then fit one line through both parts
+        pts = list(front_pts)
+        for vc, col in strips(vb + front_sign * 1.5, v_free + front_sign * margin):
+            u_pred = float(np.interp(vc, *front_line))
+            k0 = int(round((u_pred - sign * 0.7 * ww) - us[0]))
+            k1 = k0
+            while 0 <= k1 < len(col) and not (col[k1] >= thr) and abs(k1 - k0) < 0.5 * ww:
+                k1 += sign                               # step off a dark key side first
+            u = walk(col, k1, 2.0 * ww)
+            if u is not None:
+                pts.append((vc, u))
+        if _DEBUG is not None:
+            _DEBUG.setdefault("end", []).append(dict(sign=sign, k_blk=k_blk, front=front_pts, all=pts, us0=us[0],
+                                                     vs0=vs[0], rect=rect, thr=thr, white=white, black=black))
+        return _robust_line(*zip(*pts)), True
 
     def corner(end_line, edge_line):
         """Intersection of an end line u(v) with a front/back line v(u)."""
@@ -600,14 +626,19 @@ def _blob_pixels(lab, blobs, m):
 
 
 def _robust_line(u, v):
-    """(u knots, v values) of a line v(u) fitted with one round of outlier rejection; for np.interp."""
+    """(u knots, v values) of a line v(u) for np.interp: Theil-Sen (median of pairwise slopes), then a
+    least-squares refit without the points far from it (hands, reflections)."""
     u, v = np.asarray(u, float), np.asarray(v, float)
     if len(u) < 2 or np.ptp(u) < 1e-6:
         return np.array([-1e9, 1e9]), np.array([np.median(v)] * 2)
-    a, b = np.polyfit(u, v, 1)
+    i, j = np.triu_indices(len(u), 1)
+    du = u[j] - u[i]
+    keep = np.abs(du) > 1e-6
+    a = float(np.median((v[j] - v[i])[keep] / du[keep]))
+    b = float(np.median(v - a * u))
     r = np.abs(v - (a * u + b))
-    ok = r <= max(1.0, 2.5 * np.median(r))
-    if ok.sum() >= 2:
+    ok = r <= max(1.0, 3.0 * 1.4826 * np.median(r))
+    if ok.sum() >= 2 and np.ptp(u[ok]) > 1e-6:
         a, b = np.polyfit(u[ok], v[ok], 1)
     knots = np.array([-1e9, 1e9])
     return knots, a * knots + b

@@ -13,11 +13,10 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	$(PY) Piano_render.py --midi examples/schumann_polonaise_op1n4_excerpt.mid --out $(DEMO_OUT)/render --seed 1
-	@echo "demo: rendered video, audio, MIDI and box in $(DEMO_OUT)/render/"
+	$(PY) Audeo.py examples/demo_schumann.mp4 --out $(DEMO_OUT) --reference examples/demo_schumann.mid
 
 bench: setup
-	$(PY) -m bench.run_all
+	$(PY) bench/bench_video2roll.py --presets fast paper --json bench/video2roll.json
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

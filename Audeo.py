@@ -26,7 +26,8 @@ import numpy as np
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import FPS, MIDI_THRESHOLD, ROLL_THRESHOLD
 from audeo_io import AudeoError, check_writable, load_midi, midi_to_roll, regrid
-from audeo_video import check_box, iter_crops, video_info
+from audeo_video import iter_crops, video_info
+from Video_prepare import resolve_box
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
@@ -34,19 +35,6 @@ DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "ro
 
 
 # ----------------------------------------------------------------------------- stages
-
-def locate_keyboard(video, box, far_side):
-    """The crop box and camera side: as given, or found automatically."""
-    info = video_info(video)
-    if box is not None:
-        return check_box(box, info.width, info.height, video), bool(far_side), "given"
-    try:
-        from Keyboard_detect import detect_in_video
-    except ImportError:
-        raise AudeoError(f"{video}: no --box given and no automatic keyboard detection is available") from None
-    found = detect_in_video(video)
-    return found.box, bool(far_side or found.far_side), "detected"
-
 
 def video_to_probs(video, box, far_side, checkpoint, device, batch_size):
     """Video2Roll sigmoid probabilities (T, 88) at 25 fps, read as a stream."""
@@ -117,16 +105,16 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 
 def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
           roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,
-          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"]):
+          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None):
     from Midi_synth import render as synth_render
     from audeo_metrics import all_metrics
     from audeo_synth import find_synthesizer
     video, out = Path(video), Path(out)
     device = resolve_device(device)
     check_writable(out)
-    synth = find_synthesizer()                         # fail early when no synthesizer exists
+    synth = find_synthesizer(soundfont)                # fail early when no synthesizer exists
     name = video.stem
-    box, far_side, how = locate_keyboard(video, box, far_side)
+    box, far_side, how = resolve_box(video, box, far_side or None)
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
     probs, v2r_config = video_to_probs(video, box, far_side, video2roll or DEFAULTS["video2roll"], device, batch_size)
     if roll2midi == "none":
@@ -175,11 +163,12 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll threshold without Roll2Midi")
     p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"], help="Roll2Midi output threshold")
     p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
+    p.add_argument("--soundfont", help="sf2/sf3 soundfont (default: the best one installed)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     add_device_arg(p)
     a = p.parse_args(argv)
     audeo(a.video, a.out, a.box, a.far_side, a.reference, a.reference_offset, a.video2roll, a.roll2midi, a.device,
-          a.batch_size, a.velocity, a.threshold, a.midi_threshold)
+          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont)
 
 
 if __name__ == "__main__":

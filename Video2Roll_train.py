@@ -52,7 +52,7 @@ DEFAULTS = dict(
 def make_loaders(args, rank, world):
     train = Video2RollDataset(args.data, SPLITS[0], n_keys=args.n_keys, label_dir=args.labels,
                               augment=Augment() if args.augment else None, seed=args.seed, repeat=args.repeat)
-    val = Video2RollDataset(args.data, args.val_split, n_keys=args.n_keys, label_dir=args.labels)
+    val = Video2RollDataset(args.val_data or args.data, args.val_split, n_keys=args.n_keys, label_dir=args.labels)
     if args.sampler == "balanced":
         base = MultilabelBalancedSampler(train.label_matrix(), draws=args.draws, seed=args.seed, rank=rank,
                                          world_size=world)
@@ -239,6 +239,7 @@ def parse_args(argv=None):
     p.add_argument("--draws", type=int, default=d["draws"], help="balanced sampler: samples per epoch")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="turn training augmentation off")
     p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
+    p.add_argument("--val-data", nargs="*", help="dataset root(s) for validation (default: --data)")
     p.add_argument("--val-max-frames", type=int, default=d["val_max_frames"],
                    help="validation frames scored each epoch (evenly spaced)")
     p.add_argument("--threshold", type=float, default=d["threshold"])

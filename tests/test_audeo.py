@@ -1,0 +1,77 @@
+"""Audeo.py end to end with the shipped models: four outputs, an mp4 with sound, clean failures."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import Piano_render as R
+from conftest import REPO
+from test_render import write_clip_midi
+
+
+def streams(path):
+    """(has video, has audio, duration s) of a media file, from the bundled ffmpeg's report."""
+    import imageio_ffmpeg
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True).stderr
+    h, m, s = info.split("Duration: ")[1].split(",")[0].split(":")
+    return "Video:" in info, "Audio:" in info, 3600 * int(h) + 60 * int(m) + float(s)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("audeo")
+    R.render(write_clip_midi(d / "in.mid", seconds=3.0, seed=3), d / "clip", seed=24, fps=30, progress=False)
+    return d / "clip"
+
+
+def audeo(args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "Audeo.py"), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_video_to_music_writes_four_files(clip, tmp_path):
+    box = (clip / "box.txt").read_text().split()
+    proc = audeo([str(clip / "video.mp4"), "--out", "out", "--box", *box, "--reference", str(clip / "performance.mid")],
+                 tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["video.json", "video.mid", "video.mp4", "video.wav",
+                                                      "video_roll.png"]
+    has_video, has_audio, seconds = streams(out / "video.mp4")
+    src_seconds = json.loads((clip / "render.json").read_text())["duration"]
+    assert has_video and has_audio and abs(seconds - src_seconds) < 0.1
+    meta = json.loads((out / "video.json").read_text())
+    assert meta["box_source"] == "given" and "synthesizer" in meta and 0 <= meta["metrics"]["note_onset_f1"] <= 1
+    assert "synthesizer" not in proc.stdout or "fluidsynth" in proc.stdout or "tinysoundfont" in proc.stdout
+
+
+def test_without_box_the_keyboard_is_found(clip, tmp_path):
+    proc = audeo([str(clip / "video.mp4"), "--out", "out"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "out" / "video.json").read_text())
+    truth = np.array((clip / "box.txt").read_text().split(), float)
+    assert meta["box_source"] == "detected" and np.abs(np.array(meta["box"]) - truth).max() <= 6
+
+
+@pytest.mark.parametrize("case", ["no_keyboard", "soundfont", "unwritable"])
+def test_failures_are_one_line_and_leave_nothing(clip, tmp_path, case):
+    import cv2
+    video, extra, out = clip / "video.mp4", [], "out"
+    if case == "no_keyboard":                           # a video of a plain floor
+        video = tmp_path / "floor.mp4"
+        from audeo_video import video_writer
+        rng = np.random.default_rng(0)
+        with video_writer(video, 320, 180, 25) as write:
+            for _ in range(30):
+                write(cv2.GaussianBlur((rng.random((180, 320, 3)) * 80 + 60).astype(np.uint8), (0, 0), 3))
+    elif case == "soundfont":
+        extra = ["--soundfont", str(tmp_path / "missing.sf2")]
+    else:
+        (tmp_path / "afile").write_text("x")
+        out = str(tmp_path / "afile" / "out")
+    proc = audeo([str(video), "--out", out, *extra], tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert not any((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True

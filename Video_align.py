@@ -3,8 +3,8 @@
 In:  a video's 25 fps keyboard crops (or the video and its box) and a performance MIDI of it.
 Out: the offset in seconds (video time of MIDI time 0), found by matching the MIDI's key-down roll
      against Video2Roll's key probabilities for the video: a coarse search over every offset that
-     leaves the two overlapping (cross-correlation over whole frames), then a fine search at
-     FINE_STEP around the best, where each note covers frames fractionally so the score varies
+     leaves the two overlapping (cross-correlation over whole frames; or +-window around a given
+     value), then a fine search at `fine_step` around the best, where each note covers frames fractionally so the score varies
      smoothly below one frame. The score adds the correlation of the key states and of their onsets.
 
     .venv/bin/python Video_align.py VIDEO --midi REF.mid [--box x1 y1 x2 y2] [--side far] [--pitch-shift 12]
@@ -86,9 +86,9 @@ def estimate_offset(crops, pm, probs=None, near=None, window=None, checkpoint=No
         centre, half = coarse_offset(probs, notes), fine_window
     else:
         centre, half = float(near), float(window if window is not None else 1.0)
-    candidates = np.arange(centre - half, centre + half + 1e-9, fine_step)
-    scores = [score(probs_n, onsets, notes, off, onset_weight) for off in candidates]
-    return float(candidates[int(np.argmax(scores))])
+    best = lambda cands: float(cands[int(np.argmax([score(probs_n, onsets, notes, o, onset_weight) for o in cands]))])
+    centre = best(np.arange(centre - half, centre + half + 1e-9, 1 / FPS))          # whole frames first
+    return best(np.arange(centre - 1.5 / FPS, centre + 1.5 / FPS + 1e-9, fine_step))  # then below a frame
 
 
 def main(argv=None):

@@ -60,7 +60,9 @@ def main(argv=None):
     p.add_argument("--src", required=True, help="ai_pianist/TrainSet folder")
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--only-checked", action="store_true", help="only the takes whose alignment the README checked")
+    p.add_argument("--offsets", help="JSON {take: offset s} overriding the alignment files (e.g. from tools/align_ai_pianist.py)")
     args = p.parse_args(argv)
+    override = json.loads(Path(args.offsets).read_text())["offsets"] if args.offsets else {}
     src = Path(args.src)
     videos = sorted(src.rglob("*.wmv"))
     if not videos:
@@ -68,9 +70,9 @@ def main(argv=None):
     summary = []
     for video in videos:
         take = take_id(video, src)
-        if take in ROUGH or (args.only_checked and take not in CHECKED):
+        if (take in ROUGH and take not in override) or (args.only_checked and take not in CHECKED):
             continue
-        offset = OFFSET_FIX.get(take, file_offset(f"{video}.txt"))
+        offset = override.get(take, OFFSET_FIX.get(take, file_offset(f"{video}.txt")))
         split = SPLIT_OF_PIANIST.get(take.split("/")[0], SPLITS[0])
         name = "ai_pianist_" + take.replace("/", "_").replace("+", "p").replace("-", "m")
         meta = prepare(video, args.out, split, name, midi=f"{video}.mid", midi_offset=offset,

@@ -1,0 +1,42 @@
+"""Video_align: the offset of a MIDI file in a video, from the shipped Video2Roll model's view of it."""
+import numpy as np
+import pytest
+
+import Piano_render as R
+import Video_align
+import audeo_io as aio
+from conftest import REPO, shared_data
+from test_render import write_clip_midi
+from Video_prepare import read_crops, resolve_box, shift_pitch
+
+MODEL = REPO / "models" / "video2roll_fast.pt"
+# Takes whose alignment file ai_pianist/README.md says was checked against hand motion.
+CHECKED = ["1/3", "2/+45/1", "4/2", "6/0/1", "7/1.1", "7/4", "9/0/1", "9/+45/1", "9/-45/1", "9/-45/2", "10/0/1",
+           "10/+45/1", "11/-45/1", "13/0/2", "13/+45/3.1", "13/-45/2"]
+
+
+def test_recovers_a_known_shift_on_a_rendered_clip(tmp_path):
+    clip = tmp_path / "clip"
+    R.render(write_clip_midi(tmp_path / "in.mid", seconds=4.0, seed=8), clip, seed=14, progress=False)
+    box, far_side, _ = resolve_box(clip / "video.mp4", aio_box(clip), False)
+    crops = read_crops(clip / "video.mp4", box, far_side)
+    pm = aio.load_midi(clip / "performance.mid")
+    for shift in (0.0, 0.83):                           # the MIDI made to start `shift` s too early
+        found = Video_align.estimate_offset(crops, aio.regrid(pm, -shift), checkpoint=MODEL)
+        assert abs(found - shift) <= 1 / 25
+
+
+def aio_box(clip):
+    return tuple(int(v) for v in (clip / "box.txt").read_text().split())
+
+
+@pytest.mark.parametrize("take", CHECKED)
+def test_ai_pianist_checked_offsets_within_one_video_frame(take):
+    from tools.prepare_ai_pianist import PITCH_SHIFT, file_offset
+    video = shared_data("ai_pianist", "TrainSet", f"{take}.wmv")
+    box, far_side, _ = resolve_box(video, None, None)
+    crops = read_crops(video, box, far_side)
+    pm = shift_pitch(aio.load_midi(f"{video}.mid"), PITCH_SHIFT, video)
+    truth = file_offset(f"{video}.txt")
+    found = Video_align.estimate_offset(crops, pm, near=truth, window=1.0, checkpoint=MODEL)
+    assert abs(found - truth) <= 1 / 20 + 1e-9          # one frame of the 20 fps takes

@@ -1,0 +1,42 @@
+"""Shrink a training checkpoint to the shipped form: config, metrics and fp16 weights only.
+
+    .venv/bin/python tools/ship_model.py RUN/best.pt models/NAME.pt
+
+Works for Video2Roll ({config, model}) and Roll2Midi ({config, generator}) checkpoints; the loaders
+(Video2Roll_net.load_model, Roll2Midi_inference.load_generator) turn fp16 back into fp32.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audeo_cli import run  # noqa: E402
+from audeo_io import AudeoError  # noqa: E402
+from audeo_train import read_torch_file, save_checkpoint  # noqa: E402
+
+WEIGHTS = ("model", "generator")          # the state dict each kind of checkpoint carries
+KEEP = ("config", "metrics", "epoch")
+
+
+def half(state):
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    args = p.parse_args(argv)
+    ckpt = read_torch_file(args.checkpoint)
+    key = next((k for k in WEIGHTS if isinstance(ckpt, dict) and k in ckpt), None)
+    if key is None or "config" not in ckpt:
+        raise AudeoError(f"{args.checkpoint}: no config and model/generator to ship")
+    shipped = {k: ckpt[k] for k in KEEP if k in ckpt}
+    shipped[key] = half(ckpt[key])
+    save_checkpoint(args.out, **shipped)
+    print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -2,7 +2,8 @@
 
 In:  VIDEO (any format and frame rate OpenCV reads), optionally --box x1 y1 x2 y2 (else the keyboard is
      found automatically) and --far-side (else detected with the box), --reference REF.mid to score against
-     (with --reference-offset: the video time of MIDI time 0).
+     (with --reference-offset: the video time of MIDI time 0; --reference-pitch-shift N for a file stored N
+     semitones low, e.g. 12 for AI-Pianist).
 Out: DIR/<name>.mid        the generated performance (Video2Roll -> Roll2Midi -> notes)
      DIR/<name>.wav        it, synthesised at 16 kHz (the log names the synthesizer)
      DIR/<name>.mp4        the input video with the generated sound (H.264 + AAC, the ffmpeg bundled in
@@ -31,7 +32,7 @@ from Video_prepare import resolve_box
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
-                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0)
+                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0, reference_pitch_shift=0)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -74,9 +75,11 @@ def mux(video, wav, out_mp4, duration):
         raise AudeoError(f"{video}: muxing the generated audio failed ({proc.stderr.strip().splitlines()[-1:]})")
 
 
-def reference_roll(path, offset, n_frames):
+def reference_roll(path, offset, n_frames, pitch_shift=0):
     """A reference MIDI as a sustain-extended 88-key roll on the video's 25 fps frames."""
-    return midi_to_roll(regrid(load_midi(path), shift=offset), sustain=True, n_frames=n_frames)
+    from Video_prepare import shift_pitch
+    pm = shift_pitch(load_midi(path), pitch_shift, path)
+    return midi_to_roll(regrid(pm, shift=offset), sustain=True, n_frames=n_frames)
 
 
 def roll_picture(path, pred, reference=None, metrics=None, title=""):
@@ -105,7 +108,8 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 
 def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
           roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,
-          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None):
+          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None,
+          reference_pitch_shift=DEFAULTS["reference_pitch_shift"]):
     from Midi_synth import render as synth_render
     from audeo_metrics import all_metrics
     from audeo_synth import find_synthesizer
@@ -131,9 +135,10 @@ def audeo(video, out, box=None, far_side=False, reference=None, reference_offset
         mux(video, wav, tmp / f"{name}.mp4", duration)
         ref, metrics = None, None
         if reference:
-            ref = reference_roll(reference, reference_offset, len(roll))
+            ref = reference_roll(reference, reference_offset, len(roll), reference_pitch_shift)
             metrics = all_metrics(roll, ref)
-            meta.update(reference=str(reference), reference_offset=reference_offset, metrics=metrics)
+            meta.update(reference=str(reference), reference_offset=reference_offset,
+                        reference_pitch_shift=reference_pitch_shift, metrics=metrics)
         roll_picture(tmp / f"{name}_roll.png", roll, ref, metrics, title=name)
         meta["synthesizer"] = synth_name
         (tmp / f"{name}.json").write_text(json.dumps(meta, indent=1))
@@ -158,6 +163,8 @@ def main(argv=None):
     p.add_argument("--reference", help="reference MIDI to score against")
     p.add_argument("--reference-offset", type=float, default=d["reference_offset"],
                    help="video time (s) at which the reference's time 0 falls")
+    p.add_argument("--reference-pitch-shift", type=int, default=d["reference_pitch_shift"],
+                   help="semitones added to the reference's notes (e.g. 12 for AI-Pianist's octave-low files)")
     p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
     p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
     p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll threshold without Roll2Midi")
@@ -168,7 +175,7 @@ def main(argv=None):
     add_device_arg(p)
     a = p.parse_args(argv)
     audeo(a.video, a.out, a.box, a.far_side, a.reference, a.reference_offset, a.video2roll, a.roll2midi, a.device,
-          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont)
+          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont, a.reference_pitch_shift)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,24 @@ def test_failures_are_one_line_and_leave_nothing(clip, tmp_path, case):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert not any((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_real_videos_without_a_box(tmp_path):
+    """scarlatti (player side, its own audio, no MIDI) and a held-out AI-Pianist take (far side, pianist 9 is
+    in the test split), each with no box given: all outputs, the right side, and a score for the labelled one."""
+    from tools.prepare_ai_pianist import PITCH_SHIFT, file_offset
+    from conftest import shared_data
+    scarlatti = shared_data("scarlatti", "scarlatti.mp4")
+    take = shared_data("ai_pianist", "TrainSet", "9", "0", "1.wmv")
+    proc = audeo([str(scarlatti), "--out", "s"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "s" / "scarlatti.json").read_text())
+    assert meta["box_source"] == "detected" and not meta["far_side"]
+    assert streams(tmp_path / "s" / "scarlatti.mp4")[:2] == (True, True)
+    proc = audeo([str(take), "--out", "a", "--reference", f"{take}.mid", "--reference-pitch-shift", str(PITCH_SHIFT),
+                  "--reference-offset", str(file_offset(f"{take}.txt"))], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "a" / "1.json").read_text())
+    assert meta["box_source"] == "detected" and meta["far_side"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["1.json", "1.mid", "1.mp4", "1.wav", "1_roll.png"]
+    assert 0 < meta["metrics"]["note_onset_f1"] <= 1

@@ -136,6 +136,10 @@ class Roll2MidiDataset(Dataset):
     def __len__(self):
         return len(self.index)
 
+    def positive_fraction(self):
+        """The fraction of on cells in the targets (frames x keys), over all videos."""
+        return sum(float((t > 0).sum()) for t in self.targets) / max(sum(t.size for t in self.targets), 1)
+
     def valid_frames(self, i):
         """How many frames of window i are real (the rest is padding)."""
         v, s = self.index[i]

@@ -42,12 +42,12 @@ from audeo_io import AudeoError
 from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, net_overrides, read_torch_file,
                          reduce_sum, rng_state, save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Roll2Midi_dataset import Roll2MidiDataset
-from Roll2Midi_net import Roll2MidiConfig, build_models
+from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
     n_keys=N_KEYS, epochs=300, batch_size=16, lr=5e-4, betas=(0.9, 0.999), patience=2, lr_factor=0.1,
-    stride=SEGMENT_FRAMES, threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
+    stride=SEGMENT_FRAMES, prior_init=True, threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
 )
 ADV_WEIGHT = 0.001                 # the original's weight of the adversarial term in the G loss
 PIXEL_WEIGHT = 1 - ADV_WEIGHT      # ... and of the pixel-wise MSE to the reference roll
@@ -202,6 +202,8 @@ def train(args):
     out = Path(args.out)
     train_set, val, loader, sampler, val_index = make_loaders(args, rank, world)
     generator, discriminator = (m.to(device) for m in build_models(config))
+    if args.prior_init:
+        init_output_prior(generator, train_set.positive_fraction())
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         generator = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
@@ -290,6 +292,8 @@ def parse_args(argv=None):
                    help="frames between training windows (50 = the original's overlapping segment pairs)")
     p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
     p.add_argument("--threshold", type=float, default=d["threshold"], help="on the generator output, for val F1")
+    p.add_argument("--original-init", dest="prior_init", action="store_false",
+                   help="start the output at 0.5 as the original (default: at the targets' mean, see init_output_prior)")
     p.add_argument("--workers", type=int, default=d["workers"], help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")

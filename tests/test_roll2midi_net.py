@@ -85,3 +85,13 @@ def test_tiny_generator_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses  # ~0.3x observed over several seeds
+
+
+def test_output_prior_init_starts_at_the_target_mean():
+    torch.manual_seed(0)
+    g = rn.Generator(rn.Roll2MidiConfig(base_channels=8)).eval()
+    x = torch.rand(2, 1, N_KEYS, ROLL2MIDI_FRAMES)
+    with torch.no_grad():
+        assert abs(g(x).mean().item() - 0.5) < 0.05          # the original init: every output near 0.5
+        rn.init_output_prior(g, 0.04)
+        assert abs(g(x).mean().item() - 0.04) < 0.01

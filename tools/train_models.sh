@@ -20,12 +20,22 @@ $PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_fast" --preset 
 $PY Video2Roll_train.py --data "$DATA/rendered" "$DATA/ai_pianist" --repeat 1 3 --val-data "$DATA/ai_pianist" \
     --init "$RUNS/v2r_fast/best.pt" --out "$RUNS/v2r_fast_ft" --preset fast --labels labels_keydown --epochs 6
 
-# 3. Video2Roll estimates for Roll2Midi's training data
-for root in rendered ai_pianist; do
-  for split in training validation testing; do
-    $PY Video2Roll_inference.py --checkpoint "$RUNS/v2r_fast_ft/best.pt" --data "$DATA/$root" --split $split \
-        --out "$RUNS/estimates_$root"
-  done
+# 2b. Video2Roll (paper): the original network at 88 keys on rendered data, small epochs so that
+#     validation (500 frames) comes often; it costs 18x the fast net (about 3 samples/s on one core)
+$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper" --preset paper --labels labels_keydown \
+    --epochs 30 --draws 4000 --val-max-frames 500 --save-minutes 5
+
+# 3. Video2Roll estimates for Roll2Midi's training data (every second rendered training video, to save
+#    CPU time; all real takes)
+CK=models/video2roll_fast.pt
+TRAIN_SUBSET=$(ls "$DATA/rendered/frames/training" | sed 's/\.npy$//' | awk 'NR % 2 == 1')
+$PY Video2Roll_inference.py --checkpoint $CK --data "$DATA/rendered" --split training --videos $TRAIN_SUBSET \
+    --out "$RUNS/estimates_rendered"
+for split in validation testing; do
+  $PY Video2Roll_inference.py --checkpoint $CK --data "$DATA/rendered" --split $split --out "$RUNS/estimates_rendered"
+done
+for split in training validation testing; do
+  $PY Video2Roll_inference.py --checkpoint $CK --data "$DATA/ai_pianist" --split $split --out "$RUNS/estimates_ai_pianist"
 done
 
 # 4. Roll2Midi (base width 8: the original's 64 costs 440 GFLOPs per 4 s window on 88 keys) on
@@ -34,12 +44,16 @@ MIX="$RUNS/r2m_data"
 for split in training validation testing; do
   mkdir -p "$MIX/midi/$split" "$MIX/estimate_Roll/$split"
   for root in rendered ai_pianist; do
-    for v in "$DATA/$root/midi/$split"/*/; do ln -sfn "$v" "$MIX/midi/$split/"; done
-    for v in "$RUNS/estimates_$root/estimate_Roll/$split"/*/; do ln -sfn "$v" "$MIX/estimate_Roll/$split/"; done
+    for v in "$RUNS/estimates_$root/estimate_Roll/$split"/*/; do
+      ln -sfn "$v" "$MIX/estimate_Roll/$split/"
+      ln -sfn "$DATA/$root/midi/$split/$(basename "$v")" "$MIX/midi/$split/"
+    done
   done
 done
-$PY Roll2Midi_train.py --estimates "$MIX" --data "$MIX" --out "$RUNS/r2m" --net '{"base_channels": 8}' --epochs 4
+$PY Roll2Midi_train.py --estimates "$MIX" --data "$MIX" --out "$RUNS/r2m" --net '{"base_channels": 8}' --epochs 8 \
+    --stride 100 --lr 1e-3
 
 # 5. ship fp16 copies (each well under 30 MB)
 $PY tools/ship_model.py "$RUNS/v2r_fast_ft/best.pt" models/video2roll_fast.pt
+$PY tools/ship_model.py "$RUNS/v2r_paper/best.pt" models/video2roll_paper.pt
 $PY tools/ship_model.py "$RUNS/r2m/best.pt" models/roll2midi.pt

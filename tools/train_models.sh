@@ -51,7 +51,7 @@ for split in training validation testing; do
   done
 done
 $PY Roll2Midi_train.py --estimates "$MIX" --data "$MIX" --out "$RUNS/r2m" --net '{"base_channels": 8}' --epochs 8 \
-    --stride 100 --lr 1e-3
+    --stride 100 --batch-size 4 --lr 1e-3
 
 # 5. ship fp16 copies (each well under 30 MB)
 $PY tools/ship_model.py "$RUNS/v2r_fast_ft/best.pt" models/video2roll_fast.pt

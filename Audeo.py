@@ -126,7 +126,8 @@ def audeo(video, out, box=None, far_side=False, reference=None, reference_offset
     else:
         roll = refine(probs, roll2midi or DEFAULTS["roll2midi"], device, batch_size) >= midi_threshold
     duration = video_info(video).duration
-    meta = dict(video=str(video), box=list(box), far_side=far_side, box_source=how, frames=len(roll), fps=FPS,
+    meta = dict(video=str(video), box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
+                box_source=how, frames=len(roll), fps=FPS,
                 video2roll=str(video2roll or DEFAULTS["video2roll"]), roll2midi=str(roll2midi or DEFAULTS["roll2midi"]))
     with tempfile.TemporaryDirectory(dir=out, prefix=".audeo.") as tmp:
         tmp = Path(tmp)

@@ -2,7 +2,7 @@
 
 In:  --data ROOT --split S (reference labels/<split>/<video>.pkl) and either
        --checkpoint MODEL.pt  (runs the model on the split's frames), or
-       --estimates DIR        (estimate_Roll/<split> folders written by Video2Roll_inference.py)
+       --estimates ESTIMATES  (ESTIMATES/estimate_Roll/<split>/<video>/ npz: Video2Roll_inference.py --out ESTIMATES)
 Out: a table on stdout (per video and overall) of
        the original's sklearn per-frame precision/recall/F1/accuracy (average='samples', threshold 0.4),
        mir_eval's pooled frame P/R/F1, and note-level onset and onset+offset P/R/F1 (rolls -> notes at 25 fps);
@@ -86,7 +86,7 @@ def main(argv=None):
     p.add_argument("--split", default=d["split"])
     p.add_argument("--videos", nargs="*", help="only these videos")
     p.add_argument("--checkpoint", help="Video2Roll checkpoint to run")
-    p.add_argument("--estimates", help=f"folder of {ESTIMATE_DIR}/<split>/<video>/ npz from Video2Roll_inference")
+    p.add_argument("--estimates", help=f"root holding {ESTIMATE_DIR}/<split>/<video>/ npz (Video2Roll_inference --out)")
     p.add_argument("--n-keys", type=int, choices=(88, 51), help="keys scored (default: the model's)")
     p.add_argument("--labels", default=LABELS_DIR, help="label folder: labels (sustain) or labels_keydown")
     p.add_argument("--threshold", type=float, default=d["threshold"])
@@ -103,7 +103,7 @@ def main(argv=None):
         probs, columns = model_probabilities(args.checkpoint, args.data, args.split, videos, args.batch_size,
                                              resolve_device(args.device), args.n_keys)
     else:
-        folder = Path(args.estimates)
+        folder = Path(args.estimates) / ESTIMATE_DIR / args.split
         videos = args.videos or sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         if not videos:
             raise AudeoError(f"{folder}: no estimate folders")

@@ -26,7 +26,7 @@ from audeo_cli import run
 from audeo_constants import FPS, MIDI_HIGH, MIDI_LOW, SPLITS
 from audeo_io import (AudeoError, atomic_path, load_midi, midi_to_roll, notes_to_pretty_midi, regrid,
                       write_dataset_video)
-from audeo_video import check_box, iter_crops, read_box, video_info
+from audeo_video import KeyboardBox, check_box, iter_crops, read_box, video_info
 
 DEFAULTS = dict(split=SPLITS[2], midi_offset="0", pitch_shift=0, min_part_seconds=2.0)
 PREPARED_DIR = "prepared"
@@ -81,7 +81,7 @@ def prepare(video, root, split, name, box=None, far_side=None, midi=None, midi_o
     heard = audio_notes(video) if audio_labels else None          # fails early on a silent video
     crops = read_crops(video, box, far_side)
     meta = dict(source=str(video), source_fps=info.fps, size=[info.width, info.height], box=list(box),
-                box_source=box_source, far_side=far_side, fps=FPS, midi=str(midi) if midi else None,
+                corners=getattr(box, "corners", None), box_source=box_source, far_side=far_side, fps=FPS, midi=str(midi) if midi else None,
                 pitch_shift=pitch_shift, audio_labels=audio_labels, exclude=[list(x) for x in exclude])
     pm = None
     if audio_labels:
@@ -117,7 +117,7 @@ def resolve_box(video, box, far_side):
         return check_box(box, info.width, info.height, video), bool(far_side), "given"
     from Keyboard_detect import detect_in_video
     found = detect_in_video(video)
-    return tuple(found.box), found.far_side if far_side is None else bool(far_side), "detected"
+    return KeyboardBox(found.box, found.corners), found.far_side if far_side is None else bool(far_side), "detected"
 
 
 def shift_pitch(pm, semitones, source):

@@ -75,3 +75,24 @@ def test_audio_labels_from_the_videos_own_sound(tmp_path):
     labelled = aio.midi_notes(aio.load_midi(tmp_path / "data" / "performances" / "testing" / "c.mid"), sustain=False)
     truth = aio.midi_notes(aio.load_midi(clip / "performance.mid"), sustain=False)
     assert score_notes(labelled, truth)["onset_f1"] > 0.6      # random dense chords; omaps_010 scores 0.74
+
+
+def test_detected_corners_rectify_a_tilted_keyboard():
+    """A 100x900 pattern pasted rotated 6 degrees and shrunk on one side: the rectified crop is the pattern
+    again (both camera sides), the axis-aligned crop of the same box is not."""
+    import cv2
+    from audeo_video import KeyboardBox
+    rng = np.random.default_rng(0)
+    pattern = cv2.resize((rng.random((10, 90)) * 255).astype(np.uint8), (900, 100), interpolation=cv2.INTER_NEAREST)
+    src = np.float32([[0, 0], [900, 0], [900, 100], [0, 100]])
+    quad = np.float32([[60, 200], [950, 110], [960, 190], [70, 300]])         # back-left, back-right, front-right, ...
+    for far_side in (False, True):
+        shown = cv2.rotate(pattern, cv2.ROTATE_180) if far_side else pattern     # a far camera sees it turned
+        corners = quad[[3, 2, 1, 0]] if far_side else quad                       # far: the back is at the bottom
+        frame = cv2.warpPerspective(shown, cv2.getPerspectiveTransform(src, quad), (1024, 400))
+        box = (60, 110, 961, 301)
+        rectified = crop_keyboard(frame, KeyboardBox(box, corners), far_side).astype(float)
+        plain = crop_keyboard(frame, box, far_side).astype(float)
+        inner = (slice(5, -5), slice(20, -20))                                 # away from interpolated edges
+        assert np.corrcoef(rectified[inner].ravel(), pattern[inner].ravel().astype(float))[0, 1] > 0.9
+        assert np.corrcoef(plain[inner].ravel(), pattern[inner].ravel().astype(float))[0, 1] < 0.5

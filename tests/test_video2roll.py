@@ -18,7 +18,7 @@ import Video2Roll_evaluate
 import Video2Roll_inference
 import Video_prepare
 import audeo_io as aio
-from audeo_constants import N_KEYS
+from audeo_constants import ESTIMATE_DIR, N_KEYS
 from audeo_train import save_checkpoint
 from conftest import REPO
 from test_render import write_clip_midi
@@ -104,7 +104,7 @@ def test_evaluate_on_hand_made_rolls(tmp_path):
     logit[3, 60] = 5.0                                       # a false note; B missed; frame 3 falsely non-silent
     for video in ("v1", "v2"):
         aio.save_labels(root / "labels" / "testing" / f"{video}.pkl", target)
-        aio.write_segments(root / "est" / video, logit=logit, roll=(logit > 0).astype(np.uint8))
+        aio.write_segments(root / "est" / ESTIMATE_DIR / "testing" / video, logit=logit, roll=(logit > 0).astype(np.uint8))
     Video2Roll_evaluate.main(["--data", str(root), "--estimates", str(root / "est"), "--json", str(root / "r.json")])
     overall = json.loads((root / "r.json").read_text())["overall"]
     # frames: f0 TP, f1 TP, f2 FN (pred empty), f3 FP (target empty) -> pooled P 2/3, R 2/3

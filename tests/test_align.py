@@ -30,10 +30,11 @@ def aio_box(clip):
 
 
 def test_ai_pianist_checked_offsets():
-    """The README of ai_pianist says its checked alignment files are right to within 0.3 s (read by hand
-    from an editor's timeline), so they cannot tell a one-frame error from a right answer. Measured with
-    the shipped model: 14/16 within 0.3 s, median |found - file| 0.07 s; the two misses are scale
-    exercises whose repeating patterns give a second peak (11/-45/1 at -0.65 s, 13/-45/2 at -0.97 s)."""
+    """ai_pianist's README says its checked alignment files are right to within 0.3 s (read by hand from an
+    editor's timeline), so a file value is no frame-exact truth. Measured with the shipped model on rectified
+    crops: all 16 within 0.3 s of the file, 11 within one 20 fps frame, median |found - file| 0.043 s; the
+    five further off (1/3 -0.26 s, 2/+45/1 -0.175, 6/0/1 -0.165, 7/1.1 -0.135, 9/-45/2 +0.075) give the same
+    answer from either half of the take alone, i.e. the video disagrees with the file consistently."""
     from tools.prepare_ai_pianist import PITCH_SHIFT, file_offset
     errors = []
     for take in CHECKED:
@@ -44,5 +45,7 @@ def test_ai_pianist_checked_offsets():
         truth = file_offset(f"{video}.txt")
         errors.append(Video_align.estimate_offset(crops, pm, near=truth, window=1.0, checkpoint=MODEL) - truth)
     errors = np.abs(errors)
-    assert (errors <= 0.3 + 1e-9).sum() >= 14, dict(zip(CHECKED, errors.round(3)))
-    assert np.median(errors) <= 0.1, dict(zip(CHECKED, errors.round(3)))
+    report = dict(zip(CHECKED, errors.round(3)))
+    assert (errors <= 0.3).all(), report
+    assert (errors <= 1 / 20 + 1e-9).sum() >= 11, report
+    assert np.median(errors) <= 0.05, report

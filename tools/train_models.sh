@@ -58,4 +58,4 @@ $PY tools/ship_model.py "$RUNS/r2m/best.pt" models/roll2midi.pt
 #     validation (500 frames) comes often; it costs 18x the fast net (about 3 samples/s on one core)
 $PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper" --preset paper --labels labels_keydown \
     --epochs 30 --draws 4000 --val-max-frames 500 --save-minutes 5
-# (not shipped yet: 55 min on one core reached validation F1 0.11; see README)
+# (not shipped yet: ~75 min reached validation F1 0.12; see README)

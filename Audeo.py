@@ -28,11 +28,12 @@ from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import FPS, MIDI_THRESHOLD, ROLL_THRESHOLD
 from audeo_io import AudeoError, check_writable, load_midi, midi_to_roll, regrid
 from audeo_video import iter_crops, video_info
-from Video_prepare import resolve_box
+from Video_prepare import resolve_box, shift_pitch
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
-                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0, reference_pitch_shift=0)
+                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0,
+                reference_pitch_shift=0)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -77,7 +78,6 @@ def mux(video, wav, out_mp4, duration):
 
 def reference_roll(path, offset, n_frames, pitch_shift=0):
     """A reference MIDI as a sustain-extended 88-key roll on the video's 25 fps frames."""
-    from Video_prepare import shift_pitch
     pm = shift_pitch(load_midi(path), pitch_shift, path)
     return midi_to_roll(regrid(pm, shift=offset), sustain=True, n_frames=n_frames)
 

@@ -18,9 +18,9 @@ is eps, not momentum (the PyTorch-GAN idiom), so it normalises with eps = 0.8. H
 PyTorch's 1e-5; ``Roll2MidiConfig(original_bn_eps=True)`` restores eps = 0.8, e.g. to run original
 checkpoints exactly as they were trained.
 """
+import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -137,13 +137,13 @@ class Generator(nn.Module):
 def init_output_prior(generator: Generator, positive_fraction: float) -> None:
     """Start the generator's output at the targets' mean instead of 0.5 (the final bias = its log-odds).
 
-    With the original init every output starts at sigmoid(0) = 0.5 while ~10 % of target cells are on;
+    With the original init every output starts at sigmoid(0) = 0.5 while only a few % of target cells are on;
     Adam moves the bias about one learning rate per step, so the original needs thousands of steps just
     to get there (it trained 300 epochs). Starting at the prior lets training spend its steps on the roll.
     """
     p = min(max(float(positive_fraction), 1e-4), 1 - 1e-4)
     with torch.no_grad():
-        generator.conv1d.bias.fill_(float(np.log(p / (1 - p))))
+        generator.conv1d.bias.fill_(math.log(p / (1 - p)))
 
 
 def _halve(n: int) -> int:

@@ -81,8 +81,9 @@ def prepare(video, root, split, name, box=None, far_side=None, midi=None, midi_o
     heard = audio_notes(video) if audio_labels else None          # fails early on a silent video
     crops = read_crops(video, box, far_side)
     meta = dict(source=str(video), source_fps=info.fps, size=[info.width, info.height], box=list(box),
-                corners=getattr(box, "corners", None), box_source=box_source, far_side=far_side, fps=FPS, midi=str(midi) if midi else None,
-                pitch_shift=pitch_shift, audio_labels=audio_labels, exclude=[list(x) for x in exclude])
+                corners=getattr(box, "corners", None), box_source=box_source, far_side=far_side, fps=FPS,
+                midi=str(midi) if midi else None, pitch_shift=pitch_shift, audio_labels=audio_labels,
+                exclude=[list(x) for x in exclude])
     pm = None
     if audio_labels:
         pm = notes_to_pretty_midi(heard)

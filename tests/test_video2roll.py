@@ -149,6 +149,11 @@ def test_inference_from_video_equals_inference_from_its_dataset(video_and_checkp
     np.testing.assert_allclose(a, b, atol=1e-5)
     _, roll = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip", "roll")
     assert np.array_equal(roll, (1 / (1 + np.exp(-a)) >= 0.4).astype(np.uint8))
+    # bf16 autocast: the same logits up to bf16 rounding (8 mantissa bits)
+    Video2Roll_inference.main(["--checkpoint", str(d / "tiny.pt"), "--out", str(tmp_path / "bf16"),
+                               "--data", str(tmp_path / "data"), "--split", "testing", "--precision", "bf16"])
+    _, c = aio.read_segments(tmp_path / "bf16" / "estimate_Roll" / "testing" / "clip", "logit")
+    assert c.shape == a.shape and np.abs(c - a).max() < 0.05 * max(1.0, np.abs(a).max())
 
 
 def _run_inference(args, cwd):

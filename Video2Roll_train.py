@@ -10,7 +10,8 @@ Out: OUT/last.pt   full training state (model, optimizer, scheduler, epoch, step
 Recipe (the original's, ../shared/reference/audeo_original.md section 4): BCE with logits, Adam 1e-3,
 batch 64, the balanced sampler with 20,000 draws per epoch (or --sampler shuffle for whole epochs),
 ReduceLROnPlateau(patience 2) - stepped here on the validation loss, not the training loss - and the
-model chosen by validation F1, not loss. One process, or several with
+model chosen by validation F1, not loss. Mixed precision where it pays: fp16 autocast on CUDA, bf16 on
+CPUs with AMX tiles (about 3x faster there), fp32 elsewhere or with --no-amp. One process, or several with
     torchrun --nproc_per_node N Video2Roll_train.py ...
 (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank trains on its share of every epoch,
 validation metrics are computed over all ranks, and only rank 0 logs and writes.

@@ -57,7 +57,7 @@ def iter_logits(model, frames, batch_size, device, dtype=None):
 
     def run_batch():
         x = torch.from_numpy(np.stack(batch)).to(device, dtype=torch.float32).div_(255)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
             out = model(x).float().cpu().numpy()
         batch.clear()
         return out

@@ -25,32 +25,31 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import FPS, MIDI_THRESHOLD, ROLL_THRESHOLD
-from audeo_io import AudeoError, check_writable, load_midi, midi_to_roll, regrid
+from audeo_constants import FPS, MIDI_THRESHOLD, ONSET_THRESHOLD, ROLL_THRESHOLD
+from audeo_io import AudeoError, check_writable, decode_roll, load_midi, midi_to_roll, regrid
 from audeo_video import iter_crops, video_info
 from Video_prepare import resolve_box, shift_pitch
 
 MODELS = Path(__file__).resolve().parent / "models"
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
-                threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0,
+                threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0,
                 reference_pitch_shift=0)
 
 
 # ----------------------------------------------------------------------------- stages
 
-def video_to_probs(video, box, far_side, checkpoint, device, batch_size):
-    """Video2Roll sigmoid probabilities (T, 88) at 25 fps, read as a stream."""
+def video_to_outputs(video, box, far_side, checkpoint, device, batch_size):
+    """Video2Roll read as a stream: (probabilities (T, n_heads, 88) at 25 fps, hand flags (T,), config)."""
     from tqdm import tqdm
-    from Video2Roll_inference import iter_logits
-    from Video2Roll_net import load_model, outputs_to_88
+    from Video2Roll_net import iter_outputs, load_model, outputs_to_88
     model, config = load_model(checkpoint, device)
     total = int(video_info(video).duration * FPS)
     crops = tqdm(iter_crops(video, box, far_side=far_side), total=total, desc="video2roll", unit="frame")
-    logits = np.stack(list(iter_logits(model, crops, batch_size, device)))
-    if not len(logits):
+    out = list(iter_outputs(model, crops, batch_size, device))
+    if not out:
         raise AudeoError(f"{video}: no frames could be decoded")
-    probs = 1 / (1 + np.exp(-logits))
-    return outputs_to_88(probs.astype(np.float32), config), config
+    probs = 1 / (1 + np.exp(-np.stack([o for o, _ in out])))
+    return outputs_to_88(probs.astype(np.float32), config), np.array([bool(h) for _, h in out]), config
 
 
 def refine(probs, checkpoint, device, batch_size):
@@ -109,7 +108,7 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
           roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,
           threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None,
-          reference_pitch_shift=DEFAULTS["reference_pitch_shift"]):
+          reference_pitch_shift=DEFAULTS["reference_pitch_shift"], onset_threshold=DEFAULTS["onset_threshold"]):
     from Midi_synth import render as synth_render
     from audeo_metrics import all_metrics
     from audeo_synth import find_synthesizer
@@ -120,11 +119,15 @@ def audeo(video, out, box=None, far_side=False, reference=None, reference_offset
     name = video.stem
     box, far_side, how = resolve_box(video, box, far_side or None)
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
-    probs, v2r_config = video_to_probs(video, box, far_side, video2roll or DEFAULTS["video2roll"], device, batch_size)
-    if roll2midi == "none":
-        roll = probs >= threshold
-    else:
+    outputs, hands, v2r_config = video_to_outputs(video, box, far_side, video2roll or DEFAULTS["video2roll"], device,
+                                                  batch_size)
+    probs = outputs[:, 0]
+    if roll2midi != "none":
         roll = refine(probs, roll2midi or DEFAULTS["roll2midi"], device, batch_size) >= midi_threshold
+    elif v2r_config.is_sequence:
+        roll = decode_roll(probs, outputs[:, 1], threshold, onset_threshold) > 0
+    else:
+        roll = probs >= threshold
     duration = video_info(video).duration
     meta = dict(video=str(video), box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
                 box_source=how, frames=len(roll), fps=FPS,
@@ -169,6 +172,8 @@ def main(argv=None):
     p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
     p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
     p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll threshold without Roll2Midi")
+    p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
+                   help="Video2Roll onset threshold without Roll2Midi (sequence models: notes start at onset peaks)")
     p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"], help="Roll2Midi output threshold")
     p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
     p.add_argument("--soundfont", help="sf2/sf3 soundfont (default: the best one installed)")
@@ -176,7 +181,8 @@ def main(argv=None):
     add_device_arg(p)
     a = p.parse_args(argv)
     audeo(a.video, a.out, a.box, a.far_side, a.reference, a.reference_offset, a.video2roll, a.roll2midi, a.device,
-          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont, a.reference_pitch_shift)
+          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont, a.reference_pitch_shift,
+          a.onset_threshold)
 
 
 if __name__ == "__main__":

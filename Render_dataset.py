@@ -33,8 +33,11 @@ from audeo_cli import run
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS, FRAMES_DIR, SPLITS
 from audeo_io import AudeoError, atomic_dir, atomic_path, regrid, write_dataset_video
 
-DEFAULTS = dict(hours=2.2, seed=0, workers=os.cpu_count() or 1, far_side_fraction=0.3, renditions=1,
+DEFAULTS = dict(hours=2.2, seed=0, workers=os.cpu_count() or 1, far_side_fraction=0.5, renditions=1,
                 val_fraction=0.1, test_fraction=0.1, box_jitter=0.012)
+# Source frame rates, resampled to FPS as real videos are (AI-Pianist's takes are 20 fps content: 25 fps
+# crops then repeat every fourth frame), with their probabilities.
+SOURCE_FPS = ((25.0, 0.4), (20.0, 0.4), (30.0, 0.2))
 VIDEO_DIR = "videos"
 
 
@@ -45,6 +48,7 @@ class Job:
     piece: object          # music_corpus.Piece
     seed: int
     far_side: bool
+    source_fps: float = FPS
 
 
 # ----------------------------------------------------------------------------- planning
@@ -90,8 +94,10 @@ def plan_jobs(pieces, args):
     for i, piece in enumerate(pieces):
         for r in range(args.renditions):
             name = piece.name if args.renditions == 1 else f"{piece.name}__r{r}"
+            rates, probs = zip(*SOURCE_FPS)
             jobs.append(Job(name, split_of[piece.group], piece, seed=args.seed * 100003 + i * 101 + r,
-                            far_side=bool(rng.random() < args.far_side_fraction)))
+                            far_side=bool(rng.random() < args.far_side_fraction),
+                            source_fps=float(rng.choice(rates, p=probs))))
     return jobs
 
 
@@ -108,6 +114,27 @@ def jitter_box(box, size, rng, amount):
             int(np.clip(x2 + dx[1], x1 + dx[0] + 2, w_img)), int(np.clip(y2 + dy[1], y1 + dy[0] + 2, h_img)))
 
 
+def image_corners(scene):
+    """The key area's corners as Keyboard_detect reports them (back-left, back-right, front-right,
+    front-left, left/right as seen in the image), in the output frame (turned for a far-side camera)."""
+    back_left, back_right, front_right, front_left = np.array(scene.corners)
+    if not scene.far_side:
+        return np.array([back_left, back_right, front_right, front_left])
+    turn = np.array(scene.size) - 1.0
+    return turn - np.array([back_right, back_left, front_left, front_right])
+
+
+def jitter_corners(corners, rng, amount):
+    """Corners moved by up to `amount` of the keyboard's width along it (x4 of its depth across it), as
+    a detector's few-pixel rectification error."""
+    width = np.linalg.norm(corners[1] - corners[0])
+    depth = np.linalg.norm(corners[3] - corners[0])
+    along = (corners[1] - corners[0]) / width
+    across = (corners[3] - corners[0]) / depth
+    moves = rng.uniform(-amount, amount, (4, 2)) * [width, depth * 4]
+    return corners + moves[:, :1] * along + moves[:, 1:] * across
+
+
 def entry_path(out, job):
     return out / "entries" / f"{job.name}.json"
 
@@ -115,39 +142,48 @@ def entry_path(out, job):
 def build_video(out, job, box_jitter, save_video, save_jpg):
     """Render one performance into the dataset; returns its manifest entry."""
     import Piano_render as R
-    from audeo_video import crop_keyboard, video_writer
+    from audeo_video import KeyboardBox, crop_keyboard, resample_indices, video_writer
 
     done = entry_path(out, job)
     if done.exists():                                # written last: the video is complete
         return json.loads(done.read_text())
     pm = R.shift_performance(job.piece.performance(job.seed), DEFAULT_LEAD_IN)
-    scene = R.sample_scene(job.seed, far_side=job.far_side, fps=FPS)
-    perf = R.Performance(pm, FPS, R.DEFAULTS["tail"])
+    src_fps = job.source_fps
+    scene = R.sample_scene(job.seed, far_side=job.far_side, fps=src_fps)
+    perf = R.Performance(pm, src_fps, R.DEFAULTS["tail"])
     first = int(np.flatnonzero(perf.keys_down.any(1))[0])        # trim leading silence
-    n = perf.n_frames - first
+    n_src = perf.n_frames - first
+    pick = resample_indices(src_fps, n_src)                       # source frame of each 25 fps crop
     renderer = R.FrameRenderer(scene)
     true_box = R.keyboard_box(scene)
-    box = jitter_box(true_box, scene.size, np.random.default_rng(job.seed + 7), box_jitter)
-    crops = np.empty((n, CROP_HEIGHT, CROP_WIDTH), np.uint8)
+    rng = np.random.default_rng(job.seed + 7)
+    # rectified as a detected keyboard is (audeo_video.KeyboardBox), with a few pixels of corner error
+    corners = jitter_corners(image_corners(scene), rng, box_jitter)
+    box = KeyboardBox(jitter_box(true_box, scene.size, rng, box_jitter), corners.tolist())
+    src_crops = np.empty((n_src, CROP_HEIGHT, CROP_WIDTH), np.uint8)
     with contextlib.ExitStack() as stack:
-        write = stack.enter_context(video_writer(out / VIDEO_DIR / job.split / f"{job.name}.mp4", *scene.size, FPS)) \
-            if save_video else None
+        write = stack.enter_context(video_writer(out / VIDEO_DIR / job.split / f"{job.name}.mp4", *scene.size,
+                                                 src_fps)) if save_video else None
         prev = None
         for t in range(first - 1 if first else 0, perf.n_frames):   # frame first-1 feeds motion blur only
             tips = perf.tips[:, t]
             frame = renderer.render(perf.keys_down[t], tips, perf.pressing[:, t], perf.present[:, t], prev)
             if t >= first:
-                crops[t - first] = crop_keyboard(frame, box, far_side=job.far_side)
+                src_crops[t - first] = crop_keyboard(frame, box, far_side=job.far_side)
                 if write:
                     write(frame)
             prev = tips
-    write_dataset_video(out, job.split, job.name, crops, regrid(pm, -first / FPS))
+    crops = src_crops[pick]
+    n = len(crops)
+    first_seconds = first / src_fps
+    write_dataset_video(out, job.split, job.name, crops, regrid(pm, -first_seconds))
     if save_jpg:
         _write_jpgs(out / FRAMES_DIR / job.split / job.name, crops)
     entry = dict(name=job.name, split=job.split, group=job.piece.group, kind=job.piece.kind,
                  source=job.piece.source, seed=job.seed, far_side=job.far_side, n_frames=int(n),
                  seconds=n / FPS, n_notes=int(sum(len(i.notes) for i in pm.instruments)),
-                 frame_size=list(scene.size), box=list(true_box), crop_box=list(box), trimmed_frames=first)
+                 frame_size=list(scene.size), box=list(true_box), crop_box=list(box),
+                 corners=np.round(corners, 2).tolist(), source_fps=src_fps, trimmed_seconds=first_seconds)
     with atomic_path(done) as tmp:
         Path(tmp).write_text(json.dumps(entry))
     return entry

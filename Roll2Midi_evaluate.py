@@ -22,10 +22,9 @@ from pathlib import Path
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, ROLL_THRESHOLD, SPLITS
 from audeo_io import atomic_path
-from audeo_metrics import SUMMARY_COLUMNS, format_table
+from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table
 from Roll2Midi_dataset import list_estimate_videos, load_pair
 from Roll2Midi_inference import load_generator, refine_probs
-from Video2Roll_evaluate import evaluate
 
 DEFAULTS = dict(split=SPLITS[2], before_threshold=ROLL_THRESHOLD, threshold=MIDI_THRESHOLD, batch_size=16)
 BEFORE, AFTER = "video2roll", "roll2midi"
@@ -44,7 +43,7 @@ def before_after(probs, refined, refs, before_threshold=ROLL_THRESHOLD, threshol
     """
     stages = [(stage_name(BEFORE, before_threshold), probs, before_threshold)]
     stages += [(stage_name(AFTER, t), refined, t) for t in thresholds]
-    per_stage = {name: evaluate(p, refs, t) for name, p, t in stages}     # sorted videos, then overall
+    per_stage = {name: evaluation_rows({v: p[v] >= t for v in p}, refs) for name, p, t in stages}
     rows = []
     for i in range(len(probs) + 1):
         for name, stage_rows in per_stage.items():

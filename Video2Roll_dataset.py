@@ -22,32 +22,39 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FRAME_STORE_DIR, FRAMES_DIR, LABELS_DIR, N_KEYS,
-                             PAPER_MIN_KEY, PAPER_N_KEYS, STACK_RADIUS)
-from audeo_io import AudeoError, load_labels
+from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FRAME_STORE_DIR, FRAMES_DIR, KEYDOWN_LABELS_DIR, LABELS_DIR,
+                             N_KEYS, PAPER_MIN_KEY, PAPER_N_KEYS, REFERENCE_DIR, STACK_RADIUS)
+from audeo_io import AudeoError, atomic_path, load_labels
 
 DEFAULT_DRAWS_PER_EPOCH = 20000     # the original's balanced sampler: 20,000 draws per epoch
 
 
 @dataclass
 class Augment:
-    """Photometric and geometric jitter applied identically to the 5 frames of a sample."""
+    """Photometric and geometric jitter applied identically to every frame of a sample.
+
+    A sample is a run of frames, optionally followed by `n_ref` reference-keyboard images that get the
+    same geometry, blur and global gain, but not the frames' exposure drift or noise (a real camera's
+    auto-exposure changes the frames after the reference was taken)."""
     brightness: float = 0.15       # multiply by 1 +/- this
     contrast: float = 0.2          # scale around the mean by 1 +/- this
     blur_prob: float = 0.3         # Gaussian blur with sigma up to blur_sigma
     blur_sigma: float = 1.2
     shift_x: float = 0.015         # fraction of the width (an imperfect crop box)
     shift_y: float = 0.06          # fraction of the height
+    scale_x: float = 0.015         # horizontal stretch 1 +/- this (corners found a few pixels off)
     noise: float = 0.02            # Gaussian pixel noise (0..1 scale), added with noise_prob
-
     noise_prob: float = 0.3
+    drift_prob: float = 0.3        # with this probability the frames' exposure ramps linearly ...
+    drift: float = 0.12            # ... to 1 +/- this over the sample, the references' does not
 
-    def __call__(self, x, rng):
-        """x: uint8 (5, H, W) -> float32 (5, H, W) in [0, 1]."""
-        _, h, w = x.shape
-        dx = int(round(rng.uniform(-self.shift_x, self.shift_x) * w))
-        dy = int(round(rng.uniform(-self.shift_y, self.shift_y) * h))
-        x = _shift(x, dy, dx)
+    def __call__(self, x, rng, n_ref=0):
+        """x: uint8 (N, H, W) -> float32 (N, H, W) in [0, 1]; the last n_ref images are references."""
+        n, h, w = x.shape
+        dx = rng.uniform(-self.shift_x, self.shift_x) * w
+        dy = rng.uniform(-self.shift_y, self.shift_y) * h
+        sx = 1 + rng.uniform(-self.scale_x, self.scale_x)
+        x = _affine(x, sx, dx, dy)
         if rng.random() < self.blur_prob:
             sigma = rng.uniform(0.3, self.blur_sigma)
             x = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x])
@@ -55,20 +62,23 @@ class Augment:
         gain = (1 + rng.uniform(-self.contrast, self.contrast)) / 255
         offset = y.mean() * (1 / 255 - gain)           # contrast around the mean, then brightness
         y = (y * gain + offset) * (1 + rng.uniform(-self.brightness, self.brightness))
+        frames = y[:n - n_ref]
+        if rng.random() < self.drift_prob:
+            ramp = np.linspace(1, 1 + rng.uniform(-self.drift, self.drift), len(frames), dtype=np.float32)
+            frames *= ramp[:, None, None]
         if rng.random() < self.noise_prob:
-            y += rng.standard_normal(y.shape, dtype=np.float32) * (self.noise * rng.random())
+            frames += rng.standard_normal(frames.shape, dtype=np.float32) * (self.noise * rng.random())
         return np.clip(y, 0, 1, out=y)
 
 
-def _shift(x, dy, dx):
-    """Shift frames by whole pixels, repeating the edge rows/columns (as a slightly wrong crop box)."""
-    if dy == 0 and dx == 0:
+def _affine(x, scale_x, dx, dy):
+    """Stretch frames horizontally about the centre and shift them (pixels), repeating the edges."""
+    if scale_x == 1 and abs(dx) < 0.5 and abs(dy) < 0.5:
         return x
-    pad = ((0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0)))
-    padded = np.pad(x, pad, mode="edge")
-    h, w = x.shape[1:]
-    y0, x0 = max(-dy, 0), max(-dx, 0)
-    return padded[:, y0:y0 + h, x0:x0 + w]
+    w = x.shape[2]
+    m = np.float32([[scale_x, 0, (1 - scale_x) * (w - 1) / 2 + dx], [0, 1, dy]])
+    return np.stack([cv2.warpAffine(f, m, (w, f.shape[0]), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) for f in x])
 
 
 def key_slice(n_keys):
@@ -127,6 +137,34 @@ def _read_jpgs(folder):
     return out
 
 
+def load_references(root, split, video, frames):
+    """uint8 (T, H, W) reference keyboards of a video's crops (audeo_video.keyboard_references), and the
+    frames with a hand over the keys (T,) bool; computed once and cached as REFERENCE_DIR/<split>/<video>.npy
+    (and <video>.hands.npy) beside the frame store."""
+    from audeo_video import keyboard_references
+    folder = Path(root) / REFERENCE_DIR / split
+    refs_path, hands_path = folder / f"{video}.npy", folder / f"{video}.hands.npy"
+    if refs_path.is_file() and hands_path.is_file():
+        refs = np.load(refs_path, mmap_mode="r")
+        if refs.shape == frames.shape:
+            return refs, np.load(hands_path)
+    refs, hands = keyboard_references(np.asarray(frames))
+    with atomic_path(refs_path) as tmp:
+        np.save(tmp, refs)
+    with atomic_path(hands_path) as tmp:
+        np.save(tmp, hands)
+    return np.load(refs_path, mmap_mode="r"), hands
+
+
+def note_targets(roll):
+    """(3, T, K) float32 targets of a key-down roll (T, K): frame (down), onset (first frame of a
+    press) and offset (last frame of a press)."""
+    down = np.asarray(roll) > 0
+    before = np.vstack([np.zeros_like(down[:1]), down[:-1]])
+    after = np.vstack([down[1:], np.zeros_like(down[:1])])
+    return np.stack([down, down & ~before, down & ~after]).astype(np.float32)
+
+
 class Video2RollDataset(Dataset):
     """All frames of all videos of one split, from one dataset root or several (e.g. rendered + real).
 
@@ -179,6 +217,84 @@ class Video2RollDataset(Dataset):
     def label_matrix(self):
         """(N, n_keys) labels of all samples, in index order."""
         return np.concatenate([r[:, self.keys] for r in self.labels])
+
+
+class SequenceDataset(Dataset):
+    """Runs of `length` frames for a sequence model (a Video2Roll config with temporal layers).
+
+    Item i is the run starting at frame `starts[i]` of its video: x float32 (length + 4, H, W), the
+    crops of frames start-2 .. start+length+1 (edge frames repeated); ref float32 (length, H, W), the
+    reference keyboards (zeros when `reference` is off); y float32 (3, length, n_keys): frame, onset
+    and offset targets (note_targets of the key-down labels). Videos shorter than `length` are left out.
+    Augmentation is seeded by (seed, epoch, item), so it is the same on resume and on any worker.
+    """
+
+    def __init__(self, roots, split, length, n_keys=N_KEYS, label_dir=KEYDOWN_LABELS_DIR, augment=None,
+                 reference=True, seed=0, repeat=None, videos=None):
+        roots = [Path(r) for r in ([roots] if isinstance(roots, (str, Path)) else roots)]
+        self.length, self.augment, self.reference, self.seed, self.epoch = length, augment, reference, seed, 0
+        self.keys = key_slice(n_keys)
+        self.videos, self.frames, self.refs, self.targets, self.hands = [], [], [], [], []
+        for root, times in zip(roots, repeat or [1] * len(roots)):
+            for v in (list(videos) if videos is not None else list_videos(root, split)):
+                frames = load_frames(root, split, v)
+                label_path = root / label_dir / split / f"{v}.pkl"
+                _, roll = load_labels(label_path)
+                if len(roll) != len(frames):
+                    raise AudeoError(f"{label_path}: {len(roll)} labelled frames but {len(frames)} video frames")
+                if len(frames) < length:
+                    continue
+                refs, hands = load_references(root, split, v, frames) if reference else (None, None)
+                targets = note_targets(roll[:, self.keys])
+                for _ in range(times):
+                    self.videos.append(v)
+                    self.frames.append(frames)
+                    self.refs.append(refs)
+                    self.hands.append(hands)
+                    self.targets.append(targets)
+        self.index = np.array([(v, t) for v, f in enumerate(self.frames) for t in range(len(f) - length + 1)],
+                              np.int64).reshape(-1, 2)
+
+    def __len__(self):
+        return len(self.index)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        v, start = self.index[i]
+        frames = self.frames[v]
+        ids = np.clip(np.arange(start - STACK_RADIUS, start + self.length + STACK_RADIUS), 0, len(frames) - 1)
+        parts = [np.asarray(frames[ids])]
+        if self.reference:
+            parts.append(np.asarray(self.refs[v][start:start + self.length]))
+        raw = np.concatenate(parts)
+        n_ref = len(raw) - len(ids)
+        if self.augment is not None:
+            x = self.augment(raw, np.random.default_rng([self.seed, self.epoch, int(i)]), n_ref=n_ref)
+        else:
+            x = raw.astype(np.float32) / 255
+        ref = x[len(ids):] if self.reference else np.zeros((self.length,) + x.shape[1:], np.float32)
+        y = self.targets[v][:, start:start + self.length]
+        return torch.from_numpy(x[:len(ids)]), torch.from_numpy(np.ascontiguousarray(ref)), torch.from_numpy(y)
+
+
+class WindowSampler(Sampler):
+    """`draws` items a epoch drawn uniformly with replacement; deterministic in (seed, epoch, rank)."""
+
+    def __init__(self, n_items, draws, seed=0, rank=0, world_size=1):
+        self.n, self.draws, self.seed, self.rank, self.world = n_items, draws, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.draws // self.world
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
+        return iter(rng.integers(self.n, size=len(self)).tolist())
 
 
 class MultilabelBalancedSampler(Sampler):

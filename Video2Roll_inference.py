@@ -7,93 +7,60 @@ In:  a Video2Roll checkpoint, and either
                          stays flat however long the video is)
 Out: OUT/estimate_Roll/<split>/<video>/<start>-<end>.npz with `logit` float32 (50, 88) and `roll`
      uint8 (50, 88) = sigmoid(logit) >= --threshold; columns outside the model's keys are 0, as in
-     the original. The last segment keeps its true length. Each video's folder appears only when
-     complete.
+     the original. A sequence model (frame, onset and offset outputs) also writes `onset_logit` and
+     `offset_logit` (50, 88), `hand` (50, 1: a hand over the keys), and its `roll` holds the notes
+     decoded from onsets and frames. The last segment keeps its true length. Each video's folder
+     appears only when complete.
 """
 from __future__ import annotations
 
 import argparse
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import ESTIMATE_DIR, LABELS_DIR, ROLL_THRESHOLD, SEGMENT_FRAMES, SPLITS, STACK_FRAMES
-from audeo_io import AudeoError, atomic_dir, load_labels, save_npz, segment_name
-from Video2Roll_net import load_model, outputs_to_88
+from audeo_constants import ESTIMATE_DIR, LABELS_DIR, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS
+from audeo_io import AudeoError, atomic_dir, decode_roll, load_labels, write_segments
+from Video2Roll_net import iter_outputs, load_model, outputs_to_88
 
-DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=ROLL_THRESHOLD, out=".", precision="fp32")
+DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, out=".",
+                precision="fp32")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
-def iter_stacks(frames):
-    """Stacks of frames t-2..t+2 for every t of a frame stream, the edge frames repeated."""
-    it = iter(frames)
-    first = next(it, None)
-    if first is None:
-        return
-    radius = STACK_FRAMES // 2
-    window = deque([first] * (radius + 1), maxlen=STACK_FRAMES)
-    pending = 1                                     # frames seen but not yet the centre of a stack
-    for frame in it:
-        window.append(frame)
-        pending += 1
-        if len(window) == STACK_FRAMES and pending > radius:
-            yield np.stack(window)
-            pending -= 1
-    while pending > 0:                              # flush: repeat the last frame
-        window.append(window[-1])
-        if len(window) == STACK_FRAMES:
-            yield np.stack(window)
-            pending -= 1
-
-
-def iter_logits(model, frames, batch_size, device, dtype=None):
-    """(n_keys,) float32 logits for each frame of a uint8 (H, W) frame stream, in order.
-    dtype=torch.bfloat16 runs the net under autocast (about 3x faster on CPUs with AMX)."""
-    batch = []
-
-    def run_batch():
-        x = torch.from_numpy(np.stack(batch)).to(device, dtype=torch.float32).div_(255)
-        with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
-            out = model(x).float().cpu().numpy()
-        batch.clear()
-        return out
-
-    for stack in iter_stacks(frames):
-        batch.append(stack)
-        if len(batch) == batch_size:
-            yield from run_batch()
-    if batch:
-        yield from run_batch()
-
-
-def write_estimates(folder, logits, config, threshold, first_frame=0):
-    """Write logit/roll segments of SEGMENT_FRAMES frames into `folder` (atomically); returns frame count."""
-    count = 0
+def write_estimates(folder, outputs, config, threshold, onset_threshold=ONSET_THRESHOLD, first_frame=0):
+    """Write a video's estimate segments into `folder` (atomically) from iter_outputs rows; returns the
+    frame count. `roll` is sigmoid(logit) >= threshold for a frame model, and the notes decoded from
+    onsets and frames (audeo_io.decode_roll) for a sequence model, which also writes `onset_logit`,
+    `offset_logit` and `hand` (1 where a hand is over the keys)."""
+    rows, hands = [], []
+    for logits, hand in outputs:
+        rows.append(logits)
+        hands.append(bool(hand))
+    if not rows:
+        raise AudeoError(f"{folder.name}: no frames to run Video2Roll on")
+    arrays = estimate_arrays(np.stack(rows), np.array(hands), config, threshold, onset_threshold)
     with atomic_dir(folder) as tmp:
-        rows = []
-        for row in logits:
-            rows.append(row)
-            if len(rows) == SEGMENT_FRAMES:
-                count = _flush(tmp, rows, config, threshold, first_frame + count) + count
-        if rows:
-            count = _flush(tmp, rows, config, threshold, first_frame + count) + count
-        if count == 0:
-            raise AudeoError(f"{folder.name}: no frames to run Video2Roll on")
-    return count
+        write_segments(tmp, first_frame=first_frame, **arrays)
+    return len(rows)
 
 
-def _flush(folder, rows, config, threshold, start):
-    logit = np.stack(rows).astype(np.float32)
-    roll = (1 / (1 + np.exp(-logit)) >= threshold).astype(np.uint8)
-    save_npz(Path(folder) / segment_name(start, start + len(rows)), logit=outputs_to_88(logit, config),
-             roll=outputs_to_88(roll, config))
-    n = len(rows)
-    rows.clear()
-    return n
+def estimate_arrays(logits, hands, config, threshold, onset_threshold=ONSET_THRESHOLD):
+    """{npz key: (T, 88) array} of a video's logits (T, n_heads, n_keys) and hand flags (T,)."""
+    probs = 1 / (1 + np.exp(-logits))
+    if config.is_sequence:
+        roll = decode_roll(probs[:, 0], probs[:, 1], threshold, onset_threshold)
+    else:
+        roll = (probs[:, 0] >= threshold).astype(np.uint8)
+    arrays = dict(logit=outputs_to_88(logits[:, 0].astype(np.float32), config), roll=outputs_to_88(roll, config))
+    if config.is_sequence:
+        arrays.update(onset_logit=outputs_to_88(logits[:, 1].astype(np.float32), config),
+                      offset_logit=outputs_to_88(logits[:, 2].astype(np.float32), config))
+    if config.reference:
+        arrays["hand"] = hands.astype(np.uint8)[:, None]
+    return arrays
 
 
 def dataset_videos(root, split, videos):
@@ -127,7 +94,9 @@ def main(argv=None):
     p.add_argument("--name", help="output folder name for --video (default: the file's stem)")
     p.add_argument("--n-keys", type=int, choices=(88, 51), help="keys to predict: 51 narrows an 88-key model to the paper's keys; 88 from a 51-key model is an error")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--threshold", type=float, default=d["threshold"])
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="frame output threshold")
+    p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
+                   help="sequence models: a note starts at an onset peak at least this high")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default=d["precision"],
                    help="bf16: autocast, ~3x faster on CPUs with AMX; logits differ by bf16 rounding")
     add_device_arg(p)
@@ -149,7 +118,8 @@ def main(argv=None):
         name = args.name or Path(args.video).stem
         total = int(info.duration * FPS)
         crops = tqdm(iter_crops(args.video, args.box, far_side=args.far_side), total=total, desc=name, unit="frame")
-        n = write_estimates(out / name, iter_logits(model, crops, args.batch_size, device, dtype), config, args.threshold)
+        n = write_estimates(out / name, iter_outputs(model, crops, args.batch_size, device, dtype), config,
+                            args.threshold, args.onset_threshold)
         print(f"{name}: {n} frames -> {out / name}")
         return
     from tqdm import tqdm
@@ -157,8 +127,8 @@ def main(argv=None):
     for video in tqdm(dataset_videos(args.data, args.split, args.videos), desc="videos", unit="video"):
         frames = load_frames(args.data, args.split, video)
         first = first_label_frame(args.data, args.split, video)
-        write_estimates(out / video, iter_logits(model, frames, args.batch_size, device, dtype), config, args.threshold,
-                        first_frame=first)
+        write_estimates(out / video, iter_outputs(model, frames, args.batch_size, device, dtype), config,
+                        args.threshold, args.onset_threshold, first_frame=first)
     print(f"estimates for split {args.split} -> {out}")
 
 

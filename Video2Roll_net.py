@@ -30,6 +30,7 @@ from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, PAPE
                              STACK_FRAMES, is_white_key)
 
 ARCHS = ("paper", "fast")
+HEADS = ("frame", "onset", "offset")      # a sequence model's outputs, in this order
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,37 @@ class Video2RollConfig:
     seq_dilations: tuple = (1, 2, 4, 8, 16)                  # one 1D residual block per entry
     attn_channels: int = 16              # size of the content term of the key attention
     key_sigma: float = 1.0               # width of each key's initial position prior, in key spacings
+    reference: bool = False              # one more input channel: the online reference keyboard of frame t
+    # A sequence model when temporal_dilations is set: per-key features of every frame go through
+    # residual (key x time) convs, one per dilation, and three outputs come out per frame and key:
+    # frame (key down), onset, offset. A layer with lookahead 1 has time taps (-d, 0, +d), else (-2d, -d, 0).
+    temporal_dilations: tuple = ()
+    temporal_lookahead: tuple = ()
+    temporal_channels: int = 64
+    temporal_key_kernel: int = 3         # neighbouring keys each temporal layer sees (odd)
+
+    @property
+    def in_channels(self):
+        return self.in_frames + int(self.reference)
+
+    @property
+    def is_sequence(self):
+        return bool(self.temporal_dilations)
+
+    @property
+    def heads(self):
+        return HEADS if self.is_sequence else HEADS[:1]
+
+    @property
+    def lookahead(self):
+        """Future frames each output depends on (the frame stack's, plus the temporal layers')."""
+        return self.in_frames // 2 + sum(d for d, a in zip(self.temporal_dilations, self.temporal_lookahead) if a)
+
+    @property
+    def lookback(self):
+        """Past frames each output depends on."""
+        return self.in_frames // 2 + sum(d if a else 2 * d for d, a in zip(self.temporal_dilations,
+                                                                            self.temporal_lookahead))
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -57,6 +89,10 @@ class Video2RollConfig:
             raise ValueError(f"n_keys must be {N_KEYS} or {PAPER_N_KEYS}, got {self.n_keys}")
         if len(self.trunk_channels) != len(self.trunk_strides) or len(self.stem_channels) != len(self.stem_strides):
             raise ValueError("stem/trunk channels and strides need one entry per layer")
+        if len(self.temporal_lookahead) != len(self.temporal_dilations):
+            raise ValueError("temporal_lookahead needs one entry (0 or 1) per temporal dilation")
+        if (self.reference or self.is_sequence) and self.arch != "fast":
+            raise ValueError("the reference channel and the temporal layers exist only in the 'fast' arch")
 
 
 PRESETS = {
@@ -64,6 +100,9 @@ PRESETS = {
     "paper51": Video2RollConfig(arch="paper", n_keys=PAPER_N_KEYS),   # the original, exactly
     "fast": Video2RollConfig(arch="fast", n_keys=N_KEYS),
     "fast51": Video2RollConfig(arch="fast", n_keys=PAPER_N_KEYS),
+    # the fast net + the reference keyboard + 1.2 s of temporal context; frame, onset and offset outputs
+    "seq": Video2RollConfig(arch="fast", n_keys=N_KEYS, reference=True, temporal_dilations=(1, 2, 4, 8),
+                            temporal_lookahead=(1, 0, 0, 0)),
 }
 
 
@@ -214,19 +253,23 @@ def _conv_out(size, kernel, stride, padding):
 
 
 class TemporalDiffConv2d(nn.Conv2d):
-    """A conv that sees [centre frame, diff_gain * (frame i - centre) for i != centre].
+    """A conv that sees [centre frame, diff_gain * (frame i - centre) for i != centre] and, with a
+    reference channel (the last input), diff_gain * (centre - reference): what changed since rest.
 
     The mix is linear, so it is folded into the kernel (no extra pass over the input); the
     parametrisation still makes motion and key depressions the natural features to learn.
     """
 
-    def __init__(self, in_frames, out_channels, diff_gain, **kwargs):
-        super().__init__(in_frames, out_channels, bias=False, **kwargs)
+    def __init__(self, in_frames, out_channels, diff_gain, reference=False, **kwargs):
+        n = in_frames + int(reference)
+        super().__init__(n, out_channels, bias=False, **kwargs)
         r = in_frames // 2
-        mix = torch.zeros(in_frames, in_frames)          # row j: input channel j of the conv
+        mix = torch.zeros(n, n)                          # row j: input channel j of the conv
         mix[0, r] = 1.0
         for j, i in enumerate(i for i in range(in_frames) if i != r):
             mix[j + 1, i], mix[j + 1, r] = diff_gain, -diff_gain
+        if reference:
+            mix[in_frames, r], mix[in_frames, in_frames] = diff_gain, -diff_gain
         self.register_buffer("mix", mix)
 
     def effective_weight(self):
@@ -283,10 +326,10 @@ class FastVideo2Roll(nn.Module):
     def __init__(self, config=PRESETS["fast"]):
         super().__init__()
         self.config = c = config
-        h, w, cin, stem = c.height, c.width, c.in_frames, []
+        h, w, cin, stem = c.height, c.width, c.in_channels, []
         for i, (cout, stride) in enumerate(zip(c.stem_channels, c.stem_strides)):
-            conv = (TemporalDiffConv2d(cin, cout, c.diff_gain, kernel_size=3, stride=stride, padding=1)
-                    if i == 0 else None)
+            conv = (TemporalDiffConv2d(c.in_frames, cout, c.diff_gain, c.reference, kernel_size=3, stride=stride,
+                                       padding=1) if i == 0 else None)
             stem.append(_conv_bn_relu(cin, cout, stride, conv))
             h, w, cin = _conv_out(h, 3, stride[0], 1), _conv_out(w, 3, stride[1], 1), cout
         self.stem = nn.Sequential(*stem)
@@ -327,12 +370,102 @@ class FastVideo2Roll(nn.Module):
         """(B, F, H, W) -> (B, seq_channels, 1, positions): features along the keyboard."""
         return self.seq(self.collapse(self.trunk(self.stem(x))))
 
-    def forward(self, x):
+    def encode(self, x):
+        """(B, in_channels, H, W) -> (key logits (B, K), per-key features (B, K, seq_channels))."""
         f = self.features(x)
         content = torch.einsum("ke,bep->bkp", self.key_query, self.attn_proj(f).flatten(2))
         attn = F.softmax(self.key_prior + content, dim=2)                 # (B, K, P)
         pooled = torch.bmm(attn, f.flatten(2).transpose(1, 2))            # (B, K, C)
-        return (pooled * self.key_weight).sum(dim=2) + self.key_bias
+        return (pooled * self.key_weight).sum(dim=2) + self.key_bias, pooled
+
+    def forward(self, x):
+        return self.encode(x)[0]
+
+
+class _Encode(nn.Module):
+    """`encoder.encode` as a module's forward, so inference_model can trace and fuse it."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x):
+        return self.encoder.encode(x)
+
+
+class TemporalBlock(nn.Module):
+    """Pre-activation residual block over (keys, time): a (key_kernel x 3) conv dilated in time, then 1x1.
+
+    Time padding is explicit and one-sided for a causal layer, so a stream processed in chunks with
+    enough context gives exactly the whole-sequence result."""
+
+    def __init__(self, channels, dilation, lookahead, key_kernel):
+        super().__init__()
+        self.pad = (dilation if lookahead else 2 * dilation, dilation if lookahead else 0)
+        self.conv = nn.Conv2d(channels, channels, (key_kernel, 3), padding=(key_kernel // 2, 0),
+                              dilation=(1, dilation))
+        self.mix = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)              # starts as the identity
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x):                            # (B, C, K, L)
+        h = self.conv(F.pad(F.relu(x), self.pad))
+        return x + self.mix(F.relu(h))
+
+
+class TemporalHead(nn.Module):
+    """Per-key features of a run of frames -> frame, onset and offset logits for each frame and key.
+
+    The frame output adds to the encoder's per-frame logit (it starts equal to it); onset and
+    offset start at a small prior probability."""
+
+    def __init__(self, c):
+        super().__init__()
+        t = c.temporal_channels
+        self.inp = nn.Conv2d(c.seq_channels, t, 1)
+        self.key_embed = nn.Parameter(torch.zeros(t, c.n_keys, 1))
+        self.blocks = nn.Sequential(*[TemporalBlock(t, d, a, c.temporal_key_kernel)
+                                      for d, a in zip(c.temporal_dilations, c.temporal_lookahead)])
+        self.out = nn.Conv2d(t, len(HEADS), 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.key_bias = nn.Parameter(torch.tensor([0.0, -5.0, -5.0])[:, None].repeat(1, c.n_keys))
+
+    def forward(self, logits, pooled):
+        """logits (B, L, K), pooled (B, L, K, C) -> (B, 3, L, K)."""
+        x = self.inp(pooled.permute(0, 3, 2, 1)) + self.key_embed      # (B, T, K, L)
+        y = self.out(self.blocks(x)).transpose(2, 3) + self.key_bias[:, None, :]   # (B, 3, L, K)
+        return y + F.pad(logits[:, None], (0, 0, 0, 0, 0, len(HEADS) - 1))
+
+
+class SeqVideo2Roll(nn.Module):
+    """The fast net per frame (with the reference channel) and a TemporalHead over the frames.
+
+    forward(frames (B, L + 4, H, W), refs (B, L, H, W) or None) -> (B, 3, L, K) logits for the L frames
+    whose 5-frame stacks fit in `frames` (frame, onset, offset)."""
+
+    def __init__(self, config=PRESETS["seq"]):
+        super().__init__()
+        self.config = config
+        self.frame_encoder = _Encode(FastVideo2Roll(config))
+        self.temporal = TemporalHead(config)
+
+    def encode_frames(self, x):
+        """(N, in_channels, H, W) stacks -> (logits (N, K), pooled (N, K, C))."""
+        return self.frame_encoder(x)
+
+    def head(self, logits, pooled):
+        return self.temporal(logits, pooled)
+
+    def forward(self, frames, refs=None):
+        c = self.config
+        b, n = frames.shape[:2]
+        length = n - c.in_frames + 1
+        stacks = frames.unfold(1, c.in_frames, 1).permute(0, 1, 4, 2, 3)          # (B, L, 5, H, W)
+        if c.reference:
+            stacks = torch.cat([stacks, refs[:, :, None]], dim=2)
+        logits, pooled = self.encode_frames(stacks.reshape(b * length, *stacks.shape[2:]))
+        return self.head(logits.view(b, length, -1), pooled.view(b, length, *pooled.shape[1:]))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -341,6 +474,8 @@ def build_model(config):
     """The nn.Module for `config` (a Video2RollConfig or a PRESETS name)."""
     if isinstance(config, str):
         config = preset(config)
+    if config.is_sequence:
+        return SeqVideo2Roll(config)
     return PaperVideo2Roll(config) if config.arch == "paper" else FastVideo2Roll(config)
 
 
@@ -360,12 +495,17 @@ def flops_per_frame(config_or_model):
     c = model.config
     was_training = model.training
     model.eval()
+    length = 25 if c.is_sequence else 1          # a sequence model's temporal layers, spread over its frames
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, c.in_frames, c.height, c.width))
+            if c.is_sequence:
+                model(torch.zeros(1, length + c.in_frames - 1, c.height, c.width), torch.zeros(1, length, c.height,
+                                                                                              c.width))
+            else:
+                model(torch.zeros(1, c.in_channels, c.height, c.width))
     finally:
         model.train(was_training)
-    return counter.get_total_flops()
+    return counter.get_total_flops() / length
 
 
 class KeySubset(nn.Module):
@@ -376,8 +516,44 @@ class KeySubset(nn.Module):
         self.model, self.config = model, config
         self.first = first_key(config)
 
-    def forward(self, x):
-        return self.model(x)[:, self.first:self.first + self.config.n_keys]
+    def forward(self, *inputs):
+        return self.model(*inputs)[..., self.first:self.first + self.config.n_keys]
+
+    def encode_frames(self, x):
+        return self.model.encode_frames(x)
+
+    def head(self, logits, pooled):
+        return self.model.head(logits, pooled)[..., self.first:self.first + self.config.n_keys]
+
+
+def load_compatible(model, state):
+    """Start `model` from another Video2Roll's weights (fine-tuning a bigger variant from a smaller one).
+
+    Tensors are matched by name (a frame model's names gain the sequence model's encoder prefix);
+    a stem kernel with fewer input channels fills the first ones and the new ones (the reference
+    channel) start at zero, so the new model starts computing what the old one did. Returns the
+    names that kept their initial values."""
+    own = model.state_dict()
+    prefix = "frame_encoder.encoder."
+    if any(k.startswith(prefix) for k in own) and not any(k.startswith(prefix) for k in state):
+        state = {prefix + k: v for k, v in state.items()}
+    loaded = {}
+    for name, value in state.items():
+        if name not in own or name.endswith(".mix") and own[name].shape != value.shape:
+            continue
+        target = own[name]
+        value = value.to(target.dtype)
+        if value.shape == target.shape:
+            loaded[name] = value
+        elif value.dim() == 4 and value.shape[1] < target.shape[1] and value.shape[0] == target.shape[0] \
+                and value.shape[2:] == target.shape[2:]:
+            padded = torch.zeros_like(target)
+            padded[:, :value.shape[1]] = value
+            loaded[name] = padded
+        else:
+            raise ValueError(f"{name}: shape {tuple(value.shape)} does not fit {tuple(target.shape)}")
+    model.load_state_dict({**own, **loaded})
+    return sorted(set(own) - set(loaded))
 
 
 def _config_from_checkpoint(ckpt, path):
@@ -430,14 +606,137 @@ def inference_model(model, channels_last=True):
     channels-last layout that oneDNN convolutions prefer on CPU. Do not train the copy.
     """
     import copy
-    from torch.fx.experimental.optimization import fuse
     model = copy.deepcopy(model).eval()
+    if isinstance(model, SeqVideo2Roll):       # fuse the per-frame encoder; the temporal head stays as it is
+        model.frame_encoder = inference_model(model.frame_encoder, channels_last)
+        return model
+    from torch.fx.experimental.optimization import fuse
     for name, m in list(model.named_modules()):
         if isinstance(m, TemporalDiffConv2d):     # make the stem a plain conv so it can be fused
             parent, _, attr = name.rpartition(".")
             setattr(model.get_submodule(parent), attr, m.to_plain())
     fused = fuse(model.eval())
-    fused.config = model.config
+    fused.config = getattr(model, "config", None)
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
     return fused
+
+
+# --------------------------------------------------------------------------- running a model over a stream
+
+def iter_stacks(frames):
+    """Stacks of frames t-2..t+2 for every t of a frame stream, the edge frames repeated."""
+    from collections import deque
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        return
+    radius = STACK_FRAMES // 2
+    window = deque([first] * (radius + 1), maxlen=STACK_FRAMES)
+    pending = 1                                     # frames seen but not yet the centre of a stack
+    for frame in it:
+        window.append(frame)
+        pending += 1
+        if len(window) == STACK_FRAMES and pending > radius:
+            yield np.stack(window)
+            pending -= 1
+    while pending > 0:                              # flush: repeat the last frame
+        window.append(window[-1])
+        if len(window) == STACK_FRAMES:
+            yield np.stack(window)
+            pending -= 1
+
+
+def _autocast(device, dtype):
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
+def iter_encoded(model, stacks, batch_size, device, dtype=None):
+    """(logits (K,), pooled (K, C) or None) for each uint8 (C, H, W) stack of a stream, in batches."""
+    batch = []
+    sequence = hasattr(model, "encode_frames")
+
+    def run_batch():
+        x = torch.from_numpy(np.stack(batch)).to(device, dtype=torch.float32).div_(255)
+        with torch.inference_mode(), _autocast(device, dtype):
+            if sequence:
+                logits, pooled = model.encode_frames(x)
+                out = list(zip(logits.float().cpu().numpy(), pooled.float().cpu().numpy()))
+            else:
+                out = [(row, None) for row in model(x).float().cpu().numpy()]
+        batch.clear()
+        return out
+
+    for stack in stacks:
+        batch.append(stack)
+        if len(batch) == batch_size:
+            yield from run_batch()
+    if batch:
+        yield from run_batch()
+
+
+def iter_logits(model, frames, batch_size=32, device="cpu", dtype=None):
+    """The frame output's (n_keys,) float32 logits for each frame of a uint8 (H, W) frame stream."""
+    for logits, _ in iter_outputs(model, frames, batch_size, device, dtype):
+        yield logits[0]
+
+
+def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=200):
+    """Run a Video2Roll model over a stream of uint8 (H, W) crops at 25 fps.
+
+    Yields (logits float32 (n_heads, n_keys), hand over the keys: bool or None) per frame, in order;
+    heads are config.heads (frame only, or frame/onset/offset for a sequence model). A model with the
+    reference channel keeps the online reference keyboard (audeo_video.iter_with_references); a
+    sequence model runs its temporal layers on chunks of `chunk` frames with all the context they
+    depend on, so the result equals the whole-sequence one and memory stays flat. dtype=torch.bfloat16
+    runs the net under autocast (about 3x faster on CPUs with AMX)."""
+    from collections import deque
+    from audeo_video import iter_with_references
+    config = model.config
+    hands = deque()
+    if config.reference:
+        refs = deque()
+
+        def crop_stream():
+            for crop, ref, hand in iter_with_references(crops):
+                refs.append(ref)
+                hands.append(hand)
+                yield crop
+        stacks = (np.concatenate([s, refs.popleft()[None]]) for s in iter_stacks(crop_stream()))
+    else:
+        stacks = iter_stacks(crops)
+    encoded = iter_encoded(model, stacks, batch_size, device, dtype)
+    pop_hand = lambda: hands.popleft() if hands else None
+    if not config.is_sequence:
+        for logits, _ in encoded:
+            yield logits[None], pop_hand()
+        return
+    ahead = config.lookahead - config.in_frames // 2       # the temporal layers' own context
+    back = config.lookback - config.in_frames // 2
+    logits, pooled = [], []                                # buffered frames, first = absolute `base`
+    base = done = 0
+
+    def run(end):
+        nonlocal base, done
+        lo = max(done - back, base)
+        hi = min(end + ahead, base + len(logits))
+        lg = torch.from_numpy(np.stack(logits[lo - base:hi - base]))[None].to(device)
+        pl = torch.from_numpy(np.stack(pooled[lo - base:hi - base]))[None].to(device)
+        with torch.inference_mode(), _autocast(device, dtype):
+            out = model.head(lg, pl).float()[0].cpu().numpy()           # (3, hi - lo, K)
+        rows = out[:, done - lo:end - lo].transpose(1, 0, 2)
+        done = end
+        drop = max(done - back - base, 0)
+        del logits[:drop], pooled[:drop]
+        base += drop
+        return rows
+
+    for lg, pl in encoded:
+        logits.append(lg)
+        pooled.append(pl)
+        if base + len(logits) >= done + chunk + ahead:
+            for row in run(done + chunk):
+                yield row, pop_hand()
+    if base + len(logits) > done:
+        for row in run(base + len(logits)):
+            yield row, pop_hand()

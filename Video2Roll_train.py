@@ -1,11 +1,17 @@
-"""Train Video2Roll: stacked keyboard crops -> per-frame key logits.
+"""Train Video2Roll: stacked keyboard crops -> per-frame key logits (and, for sequence models, onsets).
 
-In:  a dataset root in the original layout (frames/ or input_images/, labels/), see Render_dataset.py
-     and Video2Roll_dataset.py.
+In:  dataset roots in the original layout (frames/ or input_images/, labels_keydown/), see Render_dataset.py
+     and Video2Roll_dataset.py; sequence models also cache references/ (the online reference keyboard).
 Out: OUT/last.pt   full training state (model, optimizer, scheduler, epoch, step, RNG), rewritten
                    every --save-minutes and at each epoch end; a run resumes from it by default
-     OUT/best.pt   the model with the best validation F1 (pooled frame F1), with its config
+     OUT/best.pt   the model with the best validation score, with its config: pooled frame F1 (frame
+                   models); the mean over validation roots of (frame F1 + note-onset F1) / 2, notes decoded
+                   from onsets and frames (sequence models)
      OUT/log.csv   one row per epoch: train loss, validation loss and metrics, learning rate
+
+Sequence models (--preset seq) train on runs of --length frames (uniformly drawn, --draws a epoch) with
+a BCE for each output (frame, onset, offset; --loss-weights), and are validated on whole validation
+videos through the same streaming inference as Video2Roll_inference.py.
 
 Recipe (the original's, ../shared/reference/audeo_original.md section 4): BCE with logits, Adam 1e-3,
 batch 64, the balanced sampler with 20,000 draws per epoch (or --sampler shuffle for whole epochs),
@@ -31,28 +37,41 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import LABELS_DIR, ROLL_THRESHOLD, SPLITS
+from audeo_constants import KEYDOWN_LABELS_DIR, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
 from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
                          mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
                          save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
-from Video2Roll_dataset import DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, Video2RollDataset
-from Video2Roll_net import PRESETS, build_model, preset
+from Video2Roll_dataset import (DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, SequenceDataset,
+                                Video2RollDataset, WindowSampler, list_videos, load_frames)
+from Video2Roll_net import HEADS, PRESETS, build_model, load_compatible, preset
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
-    preset="fast", n_keys=88, labels=LABELS_DIR,
+    preset="fast", n_keys=88, labels=KEYDOWN_LABELS_DIR,
     epochs=10, batch_size=64, lr=1e-3, patience=2, lr_factor=0.1,
     sampler="balanced", draws=DEFAULT_DRAWS_PER_EPOCH, augment=True,
-    val_max_frames=4000, threshold=ROLL_THRESHOLD, workers=1, seed=0, save_minutes=10.0,
+    val_max_frames=4000, threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, workers=1, seed=0,
+    save_minutes=10.0,
+    # sequence models (presets with temporal layers): runs of frames instead of single stacks
+    length=64, loss_weights=(1.0, 1.0, 0.5),       # frame, onset, offset
 )
 
 
 # ----------------------------------------------------------------------------- data
 
-def make_loaders(args, rank, world):
-    train = Video2RollDataset(args.data, SPLITS[0], n_keys=args.n_keys, label_dir=args.labels,
-                              augment=Augment() if args.augment else None, seed=args.seed, repeat=args.repeat)
+def make_loaders(args, config, rank, world):
+    augment = Augment() if args.augment else None
+    loader_rng = torch.Generator().manual_seed(args.seed)                  # own RNG: resumable
+    if config.is_sequence:
+        train = SequenceDataset(args.data, SPLITS[0], args.length, n_keys=args.n_keys, label_dir=args.labels,
+                                augment=augment, reference=config.reference, seed=args.seed, repeat=args.repeat)
+        sampler = Resumable(WindowSampler(len(train), args.draws, seed=args.seed, rank=rank, world_size=world))
+        loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                            generator=loader_rng)
+        return train, validation_videos(args, rank, world), loader, sampler, None
+    train = Video2RollDataset(args.data, SPLITS[0], n_keys=args.n_keys, label_dir=args.labels, augment=augment,
+                              seed=args.seed, repeat=args.repeat)
     val = Video2RollDataset(args.val_data or args.data, args.val_split, n_keys=args.n_keys, label_dir=args.labels)
     if args.sampler == "balanced":
         base = MultilabelBalancedSampler(train.label_matrix(), draws=args.draws, seed=args.seed, rank=rank,
@@ -61,32 +80,50 @@ def make_loaders(args, rank, world):
         base = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
     sampler = Resumable(base)
     loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        drop_last=False, generator=torch.Generator().manual_seed(args.seed))   # own RNG: resumable
+                        drop_last=False, generator=loader_rng)
     val_index = np.linspace(0, len(val) - 1, min(len(val), args.val_max_frames)).round().astype(int)
     val_index = np.unique(val_index)[rank::world]           # each rank scores its share
     return train, val, loader, sampler, val_index
 
 
+def validation_videos(args, rank, world):
+    """[(root, video, frames)] this rank scores: the first val_max_frames/n frames of each of a root's
+    n validation videos (every root gets the same budget), videos dealt out over the ranks."""
+    chosen = []
+    for root in args.val_data or args.data:
+        names = list_videos(root, args.val_split)
+        budget = max(args.val_max_frames // max(len(names), 1), 1)
+        chosen += [(root, v, budget) for v in names]
+    return chosen[rank::world]
+
+
 # ----------------------------------------------------------------------------- steps
 
-def train_steps(model, loader, optimizer, scaler, device, amp, on_step):
-    """One pass over the loader; returns (sum of losses, samples). `amp`: autocast dtype or None."""
-    model.train()
+def batch_loss(model, batch, device, amp, weights):
+    """Mean BCE of a batch: frame models (x, y, index); sequence models (frames, refs, y) with one
+    weighted term per output (frame, onset, offset)."""
     loss_fn = nn.BCEWithLogitsLoss()
-    total, count = 0.0, 0
-    for x, y, _ in loader:
-        x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
-        y = y.to(device, non_blocking=True)
+    if len(batch) == 3 and batch[2].dim() == 4:          # (B, 3, L, K) targets: a sequence batch
+        frames, refs, y = (t.to(device, non_blocking=True) for t in batch)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss = loss_fn(model(x), y)
+            out = model(frames, refs).float()
+        return sum(w * loss_fn(out[:, h], y[:, h]) for h, w in enumerate(weights) if w), len(frames)
+    x = batch[0].to(device, non_blocking=True, memory_format=torch.channels_last)
+    y = batch[1].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        return loss_fn(model(x).float(), y), len(x)
+
+
+def train_steps(model, loader, optimizer, scaler, device, amp, on_step, weights=DEFAULTS["loss_weights"]):
+    """One pass over the loader; calls on_step(samples, loss) after each step."""
+    model.train()
+    for batch in loader:
+        loss, n = batch_loss(model, batch, device, amp, weights)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        total += loss.item() * len(x)
-        count += len(x)
-        on_step(len(x), loss.item())
-    return total, count
+        on_step(n, loss.item())
 
 
 @torch.no_grad()
@@ -107,19 +144,73 @@ def predict(model, dataset, indices, batch_size, device, amp=None):
 
 
 def validate(model, val, val_index, args, device, amp):
-    """Validation loss and frame metrics over all ranks (metrics computed from pooled counts)."""
-    from audeo_metrics import original_frame_metrics
+    """Validation loss and the metrics evaluation reports (audeo_metrics), over all ranks.
+
+    Frame models: pooled frame P/R/F1 over evenly spaced validation frames. Sequence models: whole
+    runs of each validation video through the streaming inference, notes decoded from onsets and
+    frames; `val_score` (the model choice) is the mean over roots of (frame F1 + note-onset F1) / 2."""
+    from audeo_metrics import frame_counts, prf
+    if unwrap(model).config.is_sequence:
+        return validate_sequences(model, val, args, device, amp)
     probs, labels, loss = predict(unwrap(model), val, val_index, args.batch_size, device, amp)
-    pred = probs >= args.threshold
-    target = labels > 0
-    tp, fp, fn = (pred & target).sum(), (pred & ~target).sum(), (~pred & target).sum()
-    sk = original_frame_metrics(pred, target) if len(pred) else {"f1": 0.0}
-    loss, n, tp, fp, fn, sk_f1_sum = reduce_sum([loss, len(pred), tp, fp, fn, sk["f1"] * len(pred)], device)
-    precision = tp / max(tp + fp, 1)
-    recall = tp / max(tp + fn, 1)
-    return dict(val_loss=loss / max(n, 1), val_precision=precision, val_recall=recall,
-                val_f1=2 * precision * recall / max(precision + recall, 1e-12),
-                val_sklearn_f1=sk_f1_sum / max(n, 1))
+    counts = frame_counts(probs >= args.threshold, labels) if len(probs) else (0, 0, 0)
+    loss, n, tp, n_est, n_ref = reduce_sum([loss, len(probs), *counts], device)
+    m = prf(tp, n_est, n_ref)
+    return dict(val_loss=loss / max(n, 1), val_precision=m["precision"], val_recall=m["recall"], val_f1=m["f1"],
+                val_score=m["f1"])
+
+
+def merge_over_ranks(per_root):
+    """{root: (preds, targets)} of every rank, joined (the identity in a single process)."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return per_root
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, per_root)
+    merged = {}
+    for part in parts:
+        for root, (preds, targets) in part.items():
+            merged.setdefault(root, ([], []))
+            merged[root][0].extend(preds)
+            merged[root][1].extend(targets)
+    return merged
+
+
+def validate_sequences(model, videos, args, device, amp):
+    from audeo_io import decode_roll, load_labels
+    from audeo_metrics import video_set_metrics
+    from Video2Roll_dataset import key_slice, note_targets
+    from Video2Roll_net import iter_outputs
+    net = unwrap(model)
+    net.eval()
+    cols = key_slice(net.config.n_keys)
+    per_root, loss, count = {}, 0.0, 0
+    for root, video, frames in videos:
+        crops = load_frames(root, args.val_split, video)[:frames]
+        _, roll = load_labels(Path(root) / args.labels / args.val_split / f"{video}.pkl")
+        target = note_targets(roll[:len(crops), cols])
+        logits = np.stack([o for o, _ in iter_outputs(net, crops, args.batch_size, device, amp)]).transpose(1, 0, 2)
+        loss += sum(w * float(nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(logits[h]),
+                                                                             torch.from_numpy(target[h]), reduction="sum"))
+                    for h, w in enumerate(args.loss_weights)) / target.shape[2]
+        count += len(crops)
+        probs = 1 / (1 + np.exp(-logits))
+        pred = decode_roll(probs[0], probs[1], args.threshold, args.onset_threshold)
+        per_root.setdefault(str(root), ([], []))
+        per_root[str(root)][0].append(pred)
+        per_root[str(root)][1].append(target[0].astype(np.uint8))
+    per_root = merge_over_ranks(per_root)
+    out = dict(val_loss=reduce_sum([loss, count], device))
+    out["val_loss"] = out["val_loss"][0] / max(out["val_loss"][1], 1)
+    scores = []
+    for root, (preds, targets) in sorted(per_root.items()):
+        m = video_set_metrics(preds, targets)
+        name = Path(root).name
+        out[f"val_{name}_frame_f1"], out[f"val_{name}_onset_f1"] = m["frame_pooled_f1"], m["note_onset_f1"]
+        out[f"val_{name}_onset_offset_f1"] = m["note_onset_offset_f1"]
+        scores.append((m["frame_pooled_f1"] + m["note_onset_f1"]) / 2)
+    out["val_score"] = float(np.mean(scores)) if scores else 0.0
+    return out
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -155,7 +246,7 @@ def train(args):
     seed_all(args.seed + rank)
     config = preset(args.preset, n_keys=args.n_keys, **net_overrides(args.net))
     out = Path(args.out)
-    train_set, val, loader, sampler, val_index = make_loaders(args, rank, world)
+    train_set, val, loader, sampler, val_index = make_loaders(args, config, rank, world)
     model = build_model(config).to(device, memory_format=torch.channels_last)   # faster convs on CPU and GPU
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -168,19 +259,24 @@ def train(args):
     if last.exists() and not args.restart:
         epoch, step, partial, best = resume(last, model, optimizer, scheduler, scaler, config)
         if main_rank:
-            print(f"resumed {last}: epoch {epoch}, sample {step}, best val F1 {best:.4f}")
+            print(f"resumed {last}: epoch {epoch}, sample {step}, best validation score {best:.4f}")
     elif args.init:
         init = load_checkpoint(args.init)
-        if init["config"] != dataclasses.asdict(config):
-            raise AudeoError(f"{args.init}: --init checkpoint is a different network than --preset/--net/--n-keys")
-        unwrap(model).load_state_dict(float_state_dict(init["model"]))
+        try:
+            fresh = load_compatible(unwrap(model), float_state_dict(init["model"]))
+        except ValueError as e:
+            raise AudeoError(f"{args.init}: --init checkpoint does not fit --preset/--net/--n-keys ({e})") from None
+        if main_rank and fresh:
+            print(f"--init {args.init}: {len(fresh)} tensors keep their initial values ({fresh[0]} ...)")
     log = CsvLog(out / "log.csv", enabled=main_rank)
     if main_rank:
+        n_val = sum(n for *_, n in val) * world if val_index is None else len(val_index) * world
         print(f"training {args.preset} ({config.n_keys} keys) on {device} x{world} ({amp or torch.float32}): "
-              f"{len(train_set)} train frames, "
-              f"{len(val_index) * world} validation frames")
+              f"{len(train_set)} training {'runs' if config.is_sequence else 'frames'}, "
+              f"about {n_val} validation frames")
     while epoch < args.epochs:
         sampler.set_epoch(epoch, start=step)
+        train_set.set_epoch(epoch)                           # a new augmentation draw every epoch
         last_save = time.time()
         bar = tqdm(total=len(sampler.base), initial=step, desc=f"epoch {epoch + 1}/{args.epochs}", unit="sample",
                    disable=not main_rank, unit_scale=world)
@@ -198,14 +294,14 @@ def train(args):
                                                              step, partial, best, args))
                 last_save = time.time()
 
-        train_steps(model, loader, optimizer, scaler, device, amp, on_step)
+        train_steps(model, loader, optimizer, scaler, device, amp, on_step, args.loss_weights)
         bar.close()
         train_loss = reduce_sum([partial[0], partial[1]], device)
         metrics = validate(model, val, val_index, args, device, amp)
         scheduler.step(metrics["val_loss"])
         epoch, step, partial = epoch + 1, 0, [0.0, 0]
-        improved = metrics["val_f1"] > best
-        best = max(best, metrics["val_f1"])
+        improved = metrics["val_score"] > best
+        best = max(best, metrics["val_score"])
         if main_rank:
             row = dict(epoch=epoch, train_loss=train_loss[0] / max(train_loss[1], 1), **metrics,
                        lr=optimizer.param_groups[0]["lr"])
@@ -245,7 +341,12 @@ def parse_args(argv=None):
     p.add_argument("--val-data", nargs="*", help="dataset root(s) for validation (default: --data)")
     p.add_argument("--val-max-frames", type=int, default=d["val_max_frames"],
                    help="validation frames scored each epoch (evenly spaced)")
-    p.add_argument("--threshold", type=float, default=d["threshold"])
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="frame output threshold (validation)")
+    p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
+                   help="sequence models: onset output threshold (validation)")
+    p.add_argument("--length", type=int, default=d["length"], help="sequence models: frames per training run")
+    p.add_argument("--loss-weights", type=float, nargs=3, default=d["loss_weights"],
+                   metavar=("FRAME", "ONSET", "OFFSET"), help="sequence models: weight of each output's BCE")
     p.add_argument("--workers", type=int, default=d["workers"], help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")

@@ -25,8 +25,7 @@ DEFAULTS = dict(fine_window=0.3, fine_step=0.005, onset_weight=1.0, batch_size=3
 def video_probs(crops, checkpoint=None, device="cpu", batch_size=DEFAULTS["batch_size"]):
     """Video2Roll key-down probabilities (T, 88) for uint8 crops (T, 100, 900)."""
     from Audeo import DEFAULTS as AUDEO
-    from Video2Roll_inference import iter_logits
-    from Video2Roll_net import load_model, outputs_to_88
+    from Video2Roll_net import iter_logits, load_model, outputs_to_88
     model, config = load_model(checkpoint or AUDEO["video2roll"], device)
     logits = np.stack(list(iter_logits(model, crops, batch_size, device)))
     return outputs_to_88(1 / (1 + np.exp(-logits)), config)

@@ -37,10 +37,26 @@ STACK_RADIUS = STACK_FRAMES // 2
 CROP_HEIGHT = 100             # grayscale keyboard crop, H x W
 CROP_WIDTH = 900
 
+# --- reference keyboard (online, per video: audeo_video.KeyboardReference) --------------------
+# A hands-free picture of the keyboard that Video2Roll compares each frame with. It starts as the
+# per-pixel median of frames sampled from the first REFERENCE_INIT_FRAMES, then each frame refreshes
+# the pixels far from any change (hands, pressed keys) and nudges every pixel slowly towards the
+# frame (so a hand that rested in the first seconds, or a lighting change, fades out).
+REFERENCE_INIT_FRAMES = 2 * FPS       # 2 s: a stream waits this long once, at its start
+REFERENCE_INIT_STRIDE = 5             # ... using every 5th of them (10 frames)
+REFERENCE_CHANGE = 24                 # grey levels (0..255) that count as a change (hand or press)
+REFERENCE_GROW = (9, 25)              # (rows, columns) a change's mask is grown by: a finger's surroundings
+REFERENCE_RATE = 0.5                  # fraction of the way unmasked pixels move to the frame, per frame
+REFERENCE_DRIFT = 0.25                # grey levels every pixel moves towards the frame per frame
+REFERENCE_DIR = "references"          # <root>/references/<split>/<video>.npy  uint8 (T, 100, 900), derived
+HAND_FRACTION = 0.003                 # a frame "has a hand over the keys" when this fraction of it changed
+
 # --- decisions ------------------------------------------------------------------------------
 ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
+ONSET_THRESHOLD = 0.5         # a sequence model's onset output: a note starts at a peak at least this high
 MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
 ONSET_TOLERANCE = 0.05        # mir_eval's note-onset tolerance, seconds (a 25 fps frame is 0.04 s)
+WIDE_ONSET_TOLERANCES = (0.1, 0.15)   # also reported: the tolerances other video papers use
 OFFSET_RATIO = 0.2            # mir_eval's offset tolerance, fraction of the reference note's length
 OFFSET_MIN_TOLERANCE = 0.05   # mir_eval's minimum offset tolerance, seconds
 DEFAULT_VELOCITY = 100        # the original's constant note velocity in Midi_synth

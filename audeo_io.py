@@ -377,6 +377,42 @@ def roll_to_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY):
     return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
+def decode_roll(frame_probs, onset_probs, frame_threshold, onset_threshold, min_orphan=None):
+    """Onsets-and-frames decoding: (T, K) frame and onset probabilities -> binary (T, K) roll.
+
+    A note starts where the onset output peaks (a local maximum >= onset_threshold) and lasts while
+    the frame output stays >= frame_threshold (at least one frame); a new onset of the same key ends
+    the note before it one frame early, so a re-strike stays two notes (as notes_to_roll does). A
+    run of frames >= frame_threshold with no onset in it (the onset was missed) is kept as a note
+    when it is at least `min_orphan` frames long (None: never).
+    """
+    frame_on = np.asarray(frame_probs) >= frame_threshold
+    onset = np.asarray(onset_probs, dtype=np.float32)
+    before = np.vstack([np.full_like(onset[:1], -1), onset[:-1]])
+    after = np.vstack([onset[1:], np.full_like(onset[:1], -1)])
+    peaks = (onset >= onset_threshold) & (onset >= before) & (onset > after)
+    n, keys = frame_on.shape
+    roll = np.zeros((n, keys), np.uint8)
+    index = np.arange(n)
+    for k in range(keys):
+        starts = np.flatnonzero(peaks[:, k])
+        if len(starts):
+            # first frame at or after i whose frame output is off (n when none)
+            off = np.where(frame_on[:, k], n, index)
+            next_off = np.minimum.accumulate(off[::-1])[::-1]
+            for s, nxt in zip(starts, list(starts[1:]) + [n + 1]):
+                end = next_off[s + 1] if s + 1 < n else n
+                if end >= nxt:                           # struck again while held: leave a gap
+                    end = max(s + 1, nxt - 1)
+                roll[s:min(end, n), k] = 1
+        if min_orphan is not None:
+            runs = np.diff(np.r_[0, frame_on[:, k].astype(np.int8), 0])
+            for a, b in zip(np.flatnonzero(runs == 1), np.flatnonzero(runs == -1)):
+                if b - a >= min_orphan and not roll[a:b, k].any():
+                    roll[a:b, k] = 1
+    return roll
+
+
 def on_tick_grid(seconds):
     """`seconds` rounded to the written files' tick (0.5 ms), so writing and reading changes nothing."""
     return round(float(seconds) / TICK_SECONDS) * TICK_SECONDS

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audeo_constants import FPS, MIDI_LOW, OFFSET_MIN_TOLERANCE, OFFSET_RATIO, ONSET_TOLERANCE
+from audeo_constants import FPS, MIDI_LOW, OFFSET_MIN_TOLERANCE, OFFSET_RATIO, ONSET_TOLERANCE, WIDE_ONSET_TOLERANCES
 
 
 
@@ -46,9 +46,19 @@ def _check_pair(pred, target):
     return pred > 0, target > 0
 
 
-def _prf(matched, n_est, n_ref):
+def prf(matched, n_est, n_ref):
+    """Precision, recall and F1 from counts (0/0 = 1, see the module docstring)."""
     p, r = _ratio(matched, n_est), _ratio(matched, n_ref)
     return {"precision": p, "recall": r, "f1": _f1(p, r)}
+
+
+_prf = prf
+
+
+def frame_counts(pred, target):
+    """(true positives, predicted on-cells, reference on-cells) of two rolls: what pooled metrics divide."""
+    pred, target = _check_pair(pred, target)
+    return int((pred & target).sum()), int(pred.sum()), int(target.sum())
 
 
 # --------------------------------------------------------------------------- frame level
@@ -78,8 +88,7 @@ def pooled_frame_metrics(pred, target, fps=FPS):
     key is one pitch, so this equals mir_eval.multipitch.metrics on per-frame pitch lists (see
     `mir_eval_frame_metrics`) at a fraction of the cost. `fps` does not change pooled counts.
     """
-    pred, target = _check_pair(pred, target)
-    tp, n_est, n_ref = int((pred & target).sum()), int(pred.sum()), int(target.sum())
+    tp, n_est, n_ref = frame_counts(pred, target)
     out = _prf(tp, n_est, n_ref)
     out["accuracy"] = _ratio(tp, n_est + n_ref - tp)
     return out
@@ -117,24 +126,31 @@ def roll_to_mir_eval_notes(roll, fps=FPS):
     return notes_to_mir_eval(roll_to_notes(roll, fps=fps))
 
 
-def _matched_notes(ref, est, offset_ratio):
+def _matched_notes(ref, est, offset_ratio, onset_tolerance=ONSET_TOLERANCE):
     import mir_eval
     if len(ref[1]) == 0 or len(est[1]) == 0:
         return 0
     return len(mir_eval.transcription.match_notes(
-        ref[0], ref[1], est[0], est[1], onset_tolerance=ONSET_TOLERANCE, offset_ratio=offset_ratio,
+        ref[0], ref[1], est[0], est[1], onset_tolerance=onset_tolerance, offset_ratio=offset_ratio,
         offset_min_tolerance=OFFSET_MIN_TOLERANCE))
 
 
+def note_kinds():
+    """(name, onset tolerance s, offset ratio) of every note score: onset at 50 ms (mir_eval's default,
+    named 'onset'), onset at the wider tolerances other papers use ('onset_100ms', ...), onset + offset."""
+    wide = [(f"onset_{round(t * 1000)}ms", t, None) for t in WIDE_ONSET_TOLERANCES]
+    return [("onset", ONSET_TOLERANCE, None)] + wide + [("onset_offset", ONSET_TOLERANCE, OFFSET_RATIO)]
+
+
 def note_list_metrics(est_notes, ref_notes):
-    """mir_eval.transcription note P/R/F1 of (pitch, start, end, velocity) notes, onset only and
-    onset + offset, plus the counts: {'onset_precision', ..., 'onset_offset_f1', 'n_ref', 'n_est',
-    'onset_matched', 'onset_offset_matched'}. Counts let callers pool over videos; 0/0 counts as 1.
+    """mir_eval.transcription note P/R/F1 of (pitch, start, end, velocity) notes for every note_kinds()
+    score, plus the counts: {'onset_precision', ..., 'onset_100ms_f1', ..., 'onset_offset_f1', 'n_ref',
+    'n_est', 'onset_matched', ...}. Counts let callers pool over videos; 0/0 counts as 1.
     """
     ref, est = notes_to_mir_eval(ref_notes), notes_to_mir_eval(est_notes)
     out = {"n_ref": len(ref_notes), "n_est": len(est_notes)}
-    for name, ratio in (("onset", None), ("onset_offset", OFFSET_RATIO)):
-        matched = _matched_notes(ref, est, ratio)
+    for name, tolerance, ratio in note_kinds():
+        matched = _matched_notes(ref, est, ratio, tolerance)
         out[f"{name}_matched"] = matched
         out.update({f"{name}_{k}": v for k, v in _prf(matched, len(est_notes), len(ref_notes)).items()})
     return out
@@ -175,12 +191,29 @@ def video_set_metrics(preds, targets, fps=FPS, notes=True):
     out = all_metrics(pred, target, fps=fps, notes=False)
     if notes:
         per_video = [note_metrics(p, t, fps) for p, t in pairs]
-        total = {k: sum(m[k] for m in per_video) for k in ("n_ref", "n_est", "onset_matched", "onset_offset_matched")}
+        kinds = [name for name, _, _ in note_kinds()]
+        total = {k: sum(m[k] for m in per_video) for k in ["n_ref", "n_est"] + [f"{n}_matched" for n in kinds]}
         out.update({f"note_{k}": v for k, v in total.items()})
-        for name in ("onset", "onset_offset"):
+        for name in kinds:
             prf = _prf(total[f"{name}_matched"], total["n_est"], total["n_ref"])
             out.update({f"note_{name}_{k}": v for k, v in prf.items()})
     return out
+
+
+def evaluation_rows(preds, refs):
+    """[{video, frames, metrics...}] per video (sorted) and a last 'overall' row with counts pooled over
+    videos. preds, refs: {video: binary (T, K) roll}; a length mismatch is an error naming the video."""
+    from audeo_io import AudeoError
+    videos = sorted(preds)
+    rows = []
+    for video in videos:
+        p, r = preds[video], refs[video]
+        if len(p) != len(r):
+            raise AudeoError(f"{video}: {len(p)} predicted frames but {len(r)} labelled frames")
+        rows.append(dict(video=video, frames=len(r), **video_set_metrics([p], [r])))
+    overall = video_set_metrics([preds[v] for v in videos], [refs[v] for v in videos])
+    rows.append(dict(video="overall", frames=sum(len(refs[v]) for v in videos), **overall))
+    return rows
 
 
 # The columns an evaluation table shows (all_metrics has more, e.g. the note counts).
@@ -191,6 +224,7 @@ SUMMARY_COLUMNS = ["frame_sklearn_precision", "frame_sklearn_recall", "frame_skl
 
 # Table headers: long metric names shortened (the JSON/dict keys keep the long names).
 _SHORT_PREFIX = (("frame_sklearn_", "orig_"), ("frame_pooled_", "frame_"), ("note_onset_offset_", "onoff_"),
+                 ("note_onset_100ms_", "on100_"), ("note_onset_150ms_", "on150_"),
                  ("note_onset_", "onset_"), ("note_", "note_"))
 _SHORT_METRIC = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "acc"}
 
@@ -247,6 +281,6 @@ def format_table(rows, columns=None, digits=3, short_headers=True):
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-__all__ = ["original_frame_metrics", "pooled_frame_metrics", "mir_eval_frame_metrics", "note_metrics",
+__all__ = ["evaluation_rows", "frame_counts", "prf", "note_kinds", "original_frame_metrics", "pooled_frame_metrics", "mir_eval_frame_metrics", "note_metrics",
            "roll_to_mir_eval_notes", "notes_to_mir_eval", "note_list_metrics", "all_metrics", "video_set_metrics", "threshold_sweep", "best_threshold",
            "format_table", "short_name", "SUMMARY_COLUMNS"]

@@ -15,7 +15,8 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # our one-line errors re
 import cv2  # noqa: E402
 import numpy as np
 
-from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS
+from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FPS, HAND_FRACTION, REFERENCE_CHANGE, REFERENCE_DRIFT,
+                             REFERENCE_GROW, REFERENCE_INIT_FRAMES, REFERENCE_INIT_STRIDE, REFERENCE_RATE)
 from audeo_io import AudeoError, atomic_path
 
 
@@ -178,3 +179,73 @@ def iter_crops(path, box, far_side=False, fps=FPS):
     box = check_box(box, info.width, info.height, path)
     for frame in iter_resampled(path, fps):
         yield crop_keyboard(frame, box, far_side)
+
+
+# ----------------------------------------------------------------------------- reference keyboard
+
+class KeyboardReference:
+    """An online, hands-free picture of the keyboard, one crop at a time (the 'background' of the
+    systems that score 0.95 on AI-Pianist: they classify what changed since the keys were at rest).
+
+    Feed crops in order with `update`; it returns the reference for that crop (uint8, crop-sized) and
+    whether a hand is over the keys. The first reference is the per-pixel median of every
+    REFERENCE_INIT_STRIDE-th of the first REFERENCE_INIT_FRAMES crops (give them to `start`), which
+    removes hands that move; afterwards pixels away from any change take REFERENCE_RATE of the way to
+    the frame, the rest keep their value but drift REFERENCE_DRIFT grey levels a frame towards it.
+    Everything is float32 numpy/OpenCV arithmetic: the same crops give the same references in the
+    dataset cache, in a whole-file run and in a stream.
+    """
+
+    def __init__(self):
+        self.ref = None
+        rows, cols = REFERENCE_GROW
+        self.kernel = np.ones((rows, cols), np.uint8)
+
+    def start(self, first_crops):
+        """Initialise from the first crops of a video (up to REFERENCE_INIT_FRAMES of them)."""
+        sample = np.asarray(first_crops[:REFERENCE_INIT_FRAMES:REFERENCE_INIT_STRIDE], np.float32)
+        self.ref = np.median(sample, axis=0).astype(np.float32)
+
+    def update(self, crop):
+        """(reference uint8 like `crop`, hand over the keys: bool) after seeing `crop`."""
+        frame = np.asarray(crop, np.float32)
+        if self.ref is None:
+            self.start(frame[None])
+        diff = frame - self.ref
+        change = cv2.blur(np.abs(diff), (3, 3)) > REFERENCE_CHANGE
+        hand = change.mean() > HAND_FRACTION
+        moving = cv2.dilate(change.astype(np.uint8), self.kernel).astype(bool)
+        step = np.clip(diff, -REFERENCE_DRIFT, REFERENCE_DRIFT)
+        step[~moving] = diff[~moving] * REFERENCE_RATE
+        self.ref += step
+        return np.rint(self.ref).astype(np.uint8), bool(hand)
+
+
+def keyboard_references(crops):
+    """(references uint8 like `crops`, hands bool (T,)) for a whole video's crops (T, H, W)."""
+    ref = KeyboardReference()
+    ref.start(crops)
+    refs = np.empty((len(crops),) + tuple(crops.shape[1:]), np.uint8)
+    hands = np.zeros(len(crops), bool)
+    for t in range(len(crops)):
+        refs[t], hands[t] = ref.update(crops[t])
+    return refs, hands
+
+
+def iter_with_references(crops):
+    """Yield (crop, reference, hand) for a stream of crops; holds back only the first
+    REFERENCE_INIT_FRAMES crops, once, to start the reference (then one crop in, one out)."""
+    crops = iter(crops)
+    head = []
+    for crop in crops:
+        head.append(crop)
+        if len(head) == REFERENCE_INIT_FRAMES:
+            break
+    if not head:
+        return
+    ref = KeyboardReference()
+    ref.start(np.stack(head))
+    for crop in head:
+        yield (crop, *ref.update(crop))
+    for crop in crops:
+        yield (crop, *ref.update(crop))

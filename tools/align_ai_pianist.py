@@ -3,7 +3,10 @@
     .venv/bin/python tools/align_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --checkpoint MODEL.pt --out offsets.json
 
 Searches +-WINDOW s around the alignment file's value (or the README's correction) and writes
-{take: offset} plus, per take, the file value and the difference, for tools/prepare_ai_pianist.py --offsets.
+{take: offset} plus, per take, the file value, the difference, and the offsets found from the first
+and the second half of the take alone (their spread measures how well the take's labels can line
+up; takes whose halves disagree by more than --max-spread are left out of `offsets`), for
+tools/prepare_ai_pianist.py --offsets.
 """
 import argparse
 import contextlib
@@ -15,9 +18,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
+from audeo_constants import FPS  # noqa: E402
 from audeo_io import atomic_path, load_midi  # noqa: E402
 
 WINDOW = 3.0          # s: wider than the README's worst known error (2.5 s)
+MAX_SPREAD = 0.1      # s: halves of a take that disagree by more than this leave it out
+HALF_WINDOW = 0.5     # s: each half is searched this far around the whole take's offset
 
 
 def main(argv=None):
@@ -29,6 +35,7 @@ def main(argv=None):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--window", type=float, default=WINDOW)
+    p.add_argument("--max-spread", type=float, default=MAX_SPREAD)
     args = p.parse_args(argv)
     offsets, report = {}, {}
     for video in sorted(Path(args.src).rglob("*.wmv")):
@@ -38,10 +45,19 @@ def main(argv=None):
             crops = read_crops(video, box, far_side)
         pm = shift_pitch(load_midi(f"{video}.mid"), PITCH_SHIFT, video)
         given = OFFSET_FIX.get(take, file_offset(f"{video}.txt"))
-        found = Video_align.estimate_offset(crops, pm, near=given, window=args.window, checkpoint=args.checkpoint)
-        offsets[take] = round(found, 4)
-        report[take] = dict(file=round(given, 4), found=round(found, 4), diff=round(found - given, 4))
-        print(f"{take}: file {given:.3f} found {found:.3f} ({found - given:+.3f} s)", flush=True)
+        probs = Video_align.video_probs(crops, args.checkpoint)
+        found = Video_align.estimate_offset(None, pm, probs=probs, near=given, window=args.window)
+        half = len(probs) // 2
+        first = Video_align.estimate_offset(None, pm, probs=probs[:half], near=found, window=HALF_WINDOW)
+        second = Video_align.estimate_offset(None, pm, probs=probs[half:], near=found - half / FPS,
+                                             window=HALF_WINDOW) + half / FPS
+        spread = abs(first - second)
+        if spread <= args.max_spread:
+            offsets[take] = round(found, 4)
+        report[take] = dict(file=round(given, 4), found=round(found, 4), diff=round(found - given, 4),
+                            first_half=round(first, 4), second_half=round(second, 4), spread=round(spread, 4))
+        print(f"{take}: file {given:.3f} found {found:.3f} ({found - given:+.3f} s), halves {first:.3f} / "
+              f"{second:.3f} (spread {spread:.3f} s){'' if spread <= args.max_spread else ' -> left out'}", flush=True)
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps(dict(offsets=offsets, report=report), indent=1))
 

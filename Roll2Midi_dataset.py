@@ -56,12 +56,19 @@ def list_estimate_videos(estimates, split, videos=None):
     return names
 
 
-def load_estimate(folder, n_keys=N_KEYS):
-    """(first frame, probabilities (T, n_keys) float32) of one video's estimate segments."""
-    first, logit = read_segments(folder, "logit")
-    if logit.shape[1] != N_KEYS:
-        raise AudeoError(f"{folder}: estimates have {logit.shape[1]} keys, expected {N_KEYS}")
-    return first, estimate_probs(logit)[:, key_slice(n_keys)]
+ESTIMATE_CHANNELS = ("logit", "onset_logit")      # Roll2Midi input channel c is the sigmoid of this key
+
+
+def load_estimate(folder, n_keys=N_KEYS, channels=1):
+    """(first frame, probabilities float32) of one video's estimate segments: (T, n_keys) for one
+    channel (frame probabilities), (T, n_keys, 2) for two (and the onset probabilities)."""
+    parts = []
+    for key in ESTIMATE_CHANNELS[:channels]:
+        first, logit = read_segments(folder, key)
+        if logit.shape[1] != N_KEYS:
+            raise AudeoError(f"{folder}: estimates have {logit.shape[1]} keys, expected {N_KEYS}")
+        parts.append(estimate_probs(logit)[:, key_slice(n_keys)])
+    return first, parts[0] if channels == 1 else np.stack(parts, axis=2)
 
 
 def load_reference(folder, n_keys=N_KEYS):
@@ -72,10 +79,11 @@ def load_reference(folder, n_keys=N_KEYS):
     return first, (midi[:, key_slice(n_keys)] > 0).astype(np.uint8)
 
 
-def load_pair(estimates, root, split, video, n_keys=N_KEYS):
-    """(first frame, probabilities (T, K), reference (T, K)) of one video; frame ranges must agree."""
+def load_pair(estimates, root, split, video, n_keys=N_KEYS, channels=1):
+    """(first frame, probabilities (T, K) or (T, K, channels), reference (T, K)) of one video; frame
+    ranges must agree."""
     est, ref = estimate_folder(estimates, split) / video, reference_folder(root, split) / video
-    first, probs = load_estimate(est, n_keys)
+    first, probs = load_estimate(est, n_keys, channels)
     ref_first, target = load_reference(ref, n_keys)
     if (first, len(probs)) != (ref_first, len(target)):
         raise AudeoError(f"{est}: estimates cover frames {first}..{first + len(probs) - 1} ({len(probs)} frames) "
@@ -111,22 +119,26 @@ def cut_window(array, start, frames=ROLL2MIDI_FRAMES):
 
 
 def to_model_input(windows):
-    """(B, frames, K) numpy windows -> (B, 1, K, frames) float32 tensor, the networks' layout."""
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(windows, dtype=np.float32).transpose(0, 2, 1)[:, None]))
+    """(B, frames, K) or (B, frames, K, C) numpy windows -> (B, C, K, frames) float32 tensor, the
+    networks' layout (C = 1 for the first form)."""
+    w = np.asarray(windows, dtype=np.float32)
+    if w.ndim == 3:
+        w = w[..., None]
+    return torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 2, 1)))
 
 
 class Roll2MidiDataset(Dataset):
     """Windows of every video of one split. stride=None: non-overlapping windows (evaluation)."""
 
     def __init__(self, estimates, root, split, n_keys=N_KEYS, stride=SEGMENT_FRAMES, videos=None,
-                 frames=ROLL2MIDI_FRAMES):
+                 frames=ROLL2MIDI_FRAMES, channels=1):
         self.split, self.n_keys, self.frames = split, n_keys, frames
         self.stride = frames if stride is None else stride
         key_slice(n_keys)                                   # 88 or 51, else a one-line error
         self.videos = list_estimate_videos(estimates, split, videos)
         self.first_frames, self.probs, self.targets = [], [], []
         for v in self.videos:
-            first, probs, target = load_pair(estimates, root, split, v, n_keys)
+            first, probs, target = load_pair(estimates, root, split, v, n_keys, channels)
             self.first_frames.append(first)
             self.probs.append(probs)
             self.targets.append(target)

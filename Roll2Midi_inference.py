@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, ROLL2MIDI_DIR, ROLL2MIDI_FRAMES, SPLITS
-from audeo_io import AudeoError, atomic_dir, list_segments, save_npz, segment_name
+from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, ROLL2MIDI_DIR, ROLL2MIDI_FRAMES, SPLITS
+from audeo_io import AudeoError, atomic_dir, decode_roll, list_segments, save_npz, segment_name
 from Roll2Midi_dataset import cut_window, estimate_folder, list_estimate_videos, load_estimate, to_model_input, \
     window_starts
 from Roll2Midi_net import Generator, Roll2MidiConfig
 
-DEFAULTS = dict(split=SPLITS[2], batch_size=16, threshold=MIDI_THRESHOLD, out=".")
+DEFAULTS = dict(split=SPLITS[2], batch_size=16, threshold=MIDI_THRESHOLD, onset_threshold=ONSET_THRESHOLD, out=".")
 _FIRST_WEIGHT = "down1.model.0.weight"      # present in every generator state dict (ours and the original's)
 
 
@@ -84,8 +84,8 @@ def refine_probs(generator, probs, device="cpu", batch_size=DEFAULTS["batch_size
     `probs` must have the generator's key count (its config.n_keys); the generator is put in eval mode.
     """
     probs = np.asarray(probs, dtype=np.float32)
-    if probs.ndim != 2:
-        raise AudeoError(f"probabilities have shape {probs.shape}, expected (frames, keys)")
+    if probs.ndim not in (2, 3):
+        raise AudeoError(f"probabilities have shape {probs.shape}, expected (frames, keys[, channels])")
     generator.eval()
     device = torch.device(device)
     starts = window_starts(len(probs), frames, frames)
@@ -99,9 +99,14 @@ def refine_probs(generator, probs, device="cpu", batch_size=DEFAULTS["batch_size
 
 
 def refine(generator, probs, device="cpu", batch_size=DEFAULTS["batch_size"], threshold=MIDI_THRESHOLD,
-           frames=ROLL2MIDI_FRAMES):
-    """Binary roll (T, K) uint8 = refine_probs(...) >= threshold."""
-    return (refine_probs(generator, probs, device, batch_size, frames) >= threshold).astype(np.uint8)
+           frames=ROLL2MIDI_FRAMES, onset_threshold=ONSET_THRESHOLD):
+    """Binary roll (T, K) uint8 of the generator's output for `probs` (T, K) or (T, K, 2): output >=
+    threshold; with onset probabilities (the second channel), notes start at their peaks and last while
+    the output holds (audeo_io.decode_roll)."""
+    refined = refine_probs(generator, probs, device, batch_size, frames)
+    if np.ndim(probs) == 3:
+        return decode_roll(refined, np.asarray(probs)[..., 1], threshold, onset_threshold)
+    return (refined >= threshold).astype(np.uint8)
 
 
 def write_results(folder, roll, segments, first_frame):
@@ -126,7 +131,9 @@ def main(argv=None):
     p.add_argument("--n-keys", type=int, choices=(N_KEYS, PAPER_N_KEYS),
                    help="expected key count (default: the checkpoint's; a different one is an error)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--threshold", type=float, default=d["threshold"])
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="generator output threshold")
+    p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
+                   help="two-channel generators: notes start at Video2Roll onset peaks at least this high")
     add_device_arg(p)
     args = p.parse_args(argv)
     from tqdm import tqdm
@@ -135,11 +142,12 @@ def main(argv=None):
     folder = estimate_folder(args.estimates, args.split)
     videos = list_estimate_videos(args.estimates, args.split, args.videos)
     # read every video first: a broken estimate stops the run before anything is written
-    inputs = {v: (list_segments(folder / v), *load_estimate(folder / v, config.n_keys)) for v in videos}
+    inputs = {v: (list_segments(folder / v), *load_estimate(folder / v, config.n_keys, config.in_channels))
+              for v in videos}
     out = Path(args.out) / ROLL2MIDI_DIR / args.split
     for video in tqdm(videos, desc="videos", unit="video"):
         segments, first, probs = inputs[video]
-        roll = refine(generator, probs, device, args.batch_size, args.threshold, config.frames)
+        roll = refine(generator, probs, device, args.batch_size, args.threshold, config.frames, args.onset_threshold)
         write_results(out / video, roll, segments, first)
     print(f"Roll2Midi ({config.n_keys} keys) for split {args.split}: {len(videos)} videos -> {out}")
 

@@ -3,6 +3,7 @@
 Shapes:
 - input: (B, 1, n_keys, frames) probabilities in [0, 1], the sigmoid of Video2Roll logits over a
   4 s window (frames = ROLL2MIDI_FRAMES = 100); n_keys is 88 here, PAPER_N_KEYS = 51 in the paper.
+  With in_channels = 2 the second channel holds a sequence Video2Roll's onset probabilities.
 - Generator output: (B, 1, n_keys, frames) in [0, 1] (sigmoid), the refined MIDI roll.
 - Discriminator output: (B, 1, h, w) PatchGAN scores, no sigmoid (trained with LSGAN MSE);
   h, w = n_keys, frames halved (rounding up) three times, i.e. 7 x 13 for 51 x 100.
@@ -26,7 +27,7 @@ from torch import nn
 
 from audeo_constants import N_KEYS, ROLL2MIDI_FRAMES
 
-IN_CHANNELS = 1                 # one probability map per window
+ROLL_CHANNELS = 1               # the generator's output and the discriminator's input: one roll
 ORIGINAL_BN_EPS = 0.8           # what BatchNorm2d(c, 0.8) really sets
 DEFAULT_BN_EPS = 1e-5           # PyTorch's default eps
 ORIGINAL_BASE_CHANNELS = 64     # width of the original's first conv; all widths scale with it
@@ -42,11 +43,14 @@ class Roll2MidiConfig:
     frames: int = ROLL2MIDI_FRAMES
     original_bn_eps: bool = False           # True: BatchNorm eps 0.8 as in the original
     base_channels: int = ORIGINAL_BASE_CHANNELS  # 64 = original; small values for tiny test models
+    in_channels: int = 1                    # 1: Video2Roll's frame probabilities (the original); 2: and its onsets
 
     def __post_init__(self):
         if self.n_keys < 1 or self.frames < 1:
             raise ValueError(f"n_keys and frames must be positive, got {self.n_keys}, {self.frames}")
         # up5 has base/4 channels (16 in the original), so base must be a multiple of 4
+        if self.in_channels not in (1, 2):
+            raise ValueError(f"in_channels must be 1 (frame probabilities) or 2 (and onsets), got {self.in_channels}")
         if self.base_channels < 4 or self.base_channels % 4:
             raise ValueError(f"base_channels must be a positive multiple of 4, got {self.base_channels}")
 
@@ -98,13 +102,13 @@ class UNetUp(nn.Module):
 
 
 class Generator(nn.Module):
-    """Original Roll2Midi generator: (B, 1, K, T) probabilities -> (B, 1, K, T) in [0, 1]."""
+    """Original Roll2Midi generator: (B, in_channels, K, T) probabilities -> (B, 1, K, T) in [0, 1]."""
 
     def __init__(self, config: Roll2MidiConfig = None):
         super().__init__()
         cfg = config or Roll2MidiConfig()
         b, eps = cfg.base_channels, cfg.bn_eps
-        self.down1 = UNetDown(IN_CHANNELS, b, eps, normalize=False)
+        self.down1 = UNetDown(cfg.in_channels, b, eps, normalize=False)
         self.down2 = UNetDown(b, 2 * b, eps)
         self.down3 = UNetDown(2 * b, 4 * b, eps, dropout=DROPOUT)
         self.down4 = UNetDown(4 * b, 8 * b, eps, dropout=DROPOUT)
@@ -116,7 +120,7 @@ class Generator(nn.Module):
         self.up3 = UNetUp(4 * b + 8 * b, 2 * b, eps, dropout=DROPOUT)
         self.up4 = UNetUp(2 * b + 4 * b, b, eps)
         self.up5 = UNetUp(b + 2 * b, b // 4, eps)
-        self.conv1d = nn.Conv2d(b // 4 + b, IN_CHANNELS, kernel_size=1)  # biased, as original
+        self.conv1d = nn.Conv2d(b // 4 + b, ROLL_CHANNELS, kernel_size=1)  # biased, as original
         self.apply(init_weights)
 
     def forward(self, x):
@@ -167,7 +171,7 @@ class Discriminator(nn.Module):
         cfg = config or Roll2MidiConfig()
         b = cfg.base_channels
         self.output_shape = patch_shape(cfg.n_keys, cfg.frames)
-        layers, c_in = [], IN_CHANNELS
+        layers, c_in = [], ROLL_CHANNELS
         # (width, stride, instance norm): the last block keeps the size (stride 1)
         for c_out, stride, norm in [(b, 2, False), (2 * b, 2, True), (4 * b, 2, True), (8 * b, 1, True)]:
             layers.append(nn.Conv2d(c_in, c_out, 3, stride, 1))
@@ -175,7 +179,7 @@ class Discriminator(nn.Module):
                 layers.append(nn.InstanceNorm2d(c_out))  # affine off (PyTorch default)
             layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
             c_in = c_out
-        layers.append(nn.Conv2d(c_in, IN_CHANNELS, 3, 1, 1))
+        layers.append(nn.Conv2d(c_in, ROLL_CHANNELS, 3, 1, 1))
         self.model = nn.Sequential(*layers)
         self.apply(init_weights)
 

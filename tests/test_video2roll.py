@@ -103,10 +103,16 @@ def test_evaluate_on_hand_made_rolls(tmp_path):
     logit[0, 40] = logit[1, 40] = 5.0                        # A found exactly
     logit[3, 60] = 5.0                                       # a false note; B missed; frame 3 falsely non-silent
     for video in ("v1", "v2"):
-        aio.save_labels(root / "labels" / "testing" / f"{video}.pkl", target)
+        aio.save_labels(root / "labels_keydown" / "testing" / f"{video}.pkl", target)
         aio.write_segments(root / "est" / ESTIMATE_DIR / "testing" / video, logit=logit, roll=(logit > 0).astype(np.uint8))
     Video2Roll_evaluate.main(["--data", str(root), "--estimates", str(root / "est"), "--json", str(root / "r.json")])
-    overall = json.loads((root / "r.json").read_text())["overall"]
+    result = json.loads((root / "r.json").read_text())
+    overall = result["overall"]
+    # key 40 (C#4) is black, keys 50 and 60 (B4, A5) white: note A is all the black keys have, and it
+    # is found; the white keys hold B (missed) and the false note
+    by = {row["subset"]: row for row in result["protocols"]}
+    assert by["black keys"]["frame_pooled_f1"] == 1 and by["black keys"]["note_onset_f1"] == 1
+    assert by["white keys"]["frame_pooled_f1"] == 0 and by["white keys"]["note_onset_f1"] == 0
     # frames: f0 TP, f1 TP, f2 FN (pred empty), f3 FP (target empty) -> pooled P 2/3, R 2/3
     assert overall["frame_pooled_precision"] == pytest.approx(2 / 3)
     assert overall["frame_pooled_recall"] == pytest.approx(2 / 3)

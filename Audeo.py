@@ -1,9 +1,10 @@
 """Audeo end to end: a silent piano video -> MIDI, audio, the video with that audio, and a roll picture.
 
 In:  VIDEO (any format and frame rate OpenCV reads), optionally --box x1 y1 x2 y2 (else the keyboard is
-     found automatically) and --far-side (else detected with the box), --reference REF.mid to score against
-     (with --reference-offset: the video time of MIDI time 0; --reference-pitch-shift N for a file stored N
-     semitones low, e.g. 12 for AI-Pianist).
+     found automatically and rectified) and --side player|far (else detected), --reference REF.mid to score
+     against (with --reference-offset: the video time of MIDI time 0; --reference-pitch-shift N for a file
+     stored N semitones low, e.g. 12 for AI-Pianist) or --reference-audio REC to score against the notes
+     basic-pitch transcribes from a recording of the performance.
 Out: DIR/<name>.mid        the generated performance (Video2Roll -> Roll2Midi -> notes)
      DIR/<name>.wav        it, synthesised at 16 kHz (the log names the synthesizer)
      DIR/<name>.mp4        the input video with the generated sound (H.264 + AAC, the ffmpeg bundled in
@@ -26,11 +27,12 @@ import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import FPS, MIDI_THRESHOLD, ONSET_THRESHOLD, ROLL_THRESHOLD
-from audeo_io import AudeoError, check_writable, decode_roll, load_midi, midi_to_roll, regrid
+from audeo_io import AudeoError, check_writable, decode_roll, load_midi, midi_to_roll, notes_to_roll, regrid
 from audeo_video import iter_crops, video_info
 from Video_prepare import resolve_box, shift_pitch
 
 MODELS = Path(__file__).resolve().parent / "models"
+SIDES = {"auto": None, "player": False, "far": True}
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
                 threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0,
                 reference_pitch_shift=0)
@@ -52,14 +54,21 @@ def video_to_outputs(video, box, far_side, checkpoint, device, batch_size):
     return outputs_to_88(probs.astype(np.float32), config), np.array([bool(h) for _, h in out]), config
 
 
-def refine(probs, checkpoint, device, batch_size):
-    """Roll2Midi generator probabilities (T, 88) from Video2Roll probabilities (T, 88)."""
-    from Roll2Midi_inference import load_generator, refine_probs
-    generator, config = load_generator(checkpoint, device)
+def refine(probs, onsets, checkpoint, device, batch_size, threshold, onset_threshold):
+    """Roll2Midi's binary roll (T, 88) from Video2Roll probabilities (T, 88) (and onsets, for a generator
+    that takes them)."""
+    from Roll2Midi_inference import load_generator, refine as refine_roll
     from Video2Roll_dataset import key_slice
+    generator, config = load_generator(checkpoint, device)
     cols = key_slice(config.n_keys)
-    out = np.zeros_like(probs)
-    out[:, cols] = refine_probs(generator, probs[:, cols], device, batch_size)
+    if config.in_channels == 2:
+        if onsets is None:
+            raise AudeoError(f"{checkpoint}: this Roll2Midi needs a Video2Roll with an onset output")
+        inputs = np.stack([probs[:, cols], onsets[:, cols]], axis=2)
+    else:
+        inputs = probs[:, cols]
+    out = np.zeros(probs.shape, np.uint8)
+    out[:, cols] = refine_roll(generator, inputs, device, batch_size, threshold, config.frames, onset_threshold)
     return out
 
 
@@ -79,6 +88,13 @@ def reference_roll(path, offset, n_frames, pitch_shift=0):
     """A reference MIDI as a sustain-extended 88-key roll on the video's 25 fps frames."""
     pm = shift_pitch(load_midi(path), pitch_shift, path)
     return midi_to_roll(regrid(pm, shift=offset), sustain=True, n_frames=n_frames)
+
+
+def audio_reference_roll(path, n_frames):
+    """The notes basic-pitch hears in an audio recording of the performance (on the video's time line)
+    as an 88-key roll: a reference for videos that have sound but no MIDI (about 0.75 onset F1 itself)."""
+    from audeo_synth import transcribe
+    return notes_to_roll(transcribe(path), n_frames=n_frames)
 
 
 def roll_picture(path, pred, reference=None, metrics=None, title=""):
@@ -105,10 +121,12 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 
 # ----------------------------------------------------------------------------- the pipeline
 
-def audeo(video, out, box=None, far_side=False, reference=None, reference_offset=0.0, video2roll=None,
-          roll2midi=None, device=None, batch_size=DEFAULTS["batch_size"], velocity=None,
-          threshold=DEFAULTS["threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None,
-          reference_pitch_shift=DEFAULTS["reference_pitch_shift"], onset_threshold=DEFAULTS["onset_threshold"]):
+def audeo(video, out, box=None, side="auto", reference=None, reference_audio=None,
+          reference_offset=DEFAULTS["reference_offset"], reference_pitch_shift=DEFAULTS["reference_pitch_shift"],
+          video2roll=DEFAULTS["video2roll"], roll2midi=DEFAULTS["roll2midi"], device=None,
+          batch_size=DEFAULTS["batch_size"], velocity=DEFAULTS["velocity"], threshold=DEFAULTS["threshold"],
+          onset_threshold=DEFAULTS["onset_threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None):
+    """Run the whole pipeline on one video; returns the metadata written to DIR/<name>.json."""
     from Midi_synth import render as synth_render
     from audeo_metrics import all_metrics
     from audeo_synth import find_synthesizer
@@ -117,21 +135,21 @@ def audeo(video, out, box=None, far_side=False, reference=None, reference_offset
     check_writable(out)
     synth = find_synthesizer(soundfont)                # fail early when no synthesizer exists
     name = video.stem
-    box, far_side, how = resolve_box(video, box, far_side or None)
+    box, far_side, how = resolve_box(video, box, SIDES[side])
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
-    outputs, hands, v2r_config = video_to_outputs(video, box, far_side, video2roll or DEFAULTS["video2roll"], device,
-                                                  batch_size)
+    outputs, hands, v2r_config = video_to_outputs(video, box, far_side, video2roll, device, batch_size)
     probs = outputs[:, 0]
-    if roll2midi != "none":
-        roll = refine(probs, roll2midi or DEFAULTS["roll2midi"], device, batch_size) >= midi_threshold
-    elif v2r_config.is_sequence:
-        roll = decode_roll(probs, outputs[:, 1], threshold, onset_threshold) > 0
+    onsets = outputs[:, 1] if v2r_config.is_sequence else None
+    if str(roll2midi) != "none":
+        roll = refine(probs, onsets, roll2midi, device, batch_size, midi_threshold, onset_threshold) > 0
+    elif onsets is not None:
+        roll = decode_roll(probs, onsets, threshold, onset_threshold) > 0
     else:
         roll = probs >= threshold
     duration = video_info(video).duration
     meta = dict(video=str(video), box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
-                box_source=how, frames=len(roll), fps=FPS,
-                video2roll=str(video2roll or DEFAULTS["video2roll"]), roll2midi=str(roll2midi or DEFAULTS["roll2midi"]))
+                box_source=how, frames=len(roll), fps=FPS, hand_frames=int(hands.sum()),
+                video2roll=str(video2roll), roll2midi=str(roll2midi))
     with tempfile.TemporaryDirectory(dir=out, prefix=".audeo.") as tmp:
         tmp = Path(tmp)
         kwargs = {} if velocity is None else {"velocity": velocity}
@@ -140,9 +158,14 @@ def audeo(video, out, box=None, far_side=False, reference=None, reference_offset
         ref, metrics = None, None
         if reference:
             ref = reference_roll(reference, reference_offset, len(roll), reference_pitch_shift)
-            metrics = all_metrics(roll, ref)
             meta.update(reference=str(reference), reference_offset=reference_offset,
-                        reference_pitch_shift=reference_pitch_shift, metrics=metrics)
+                        reference_pitch_shift=reference_pitch_shift)
+        elif reference_audio:
+            ref = audio_reference_roll(reference_audio, len(roll))
+            meta.update(reference_audio=str(reference_audio), reference_transcriber="basic-pitch")
+        if ref is not None:
+            metrics = all_metrics(roll, ref)
+            meta["metrics"] = metrics
         roll_picture(tmp / f"{name}_roll.png", roll, ref, metrics, title=name)
         meta["synthesizer"] = synth_name
         (tmp / f"{name}.json").write_text(json.dumps(meta, indent=1))
@@ -163,26 +186,27 @@ def main(argv=None):
     p.add_argument("video", help="silent piano video")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), help="keyboard box (else detected)")
-    p.add_argument("--far-side", action="store_true", help="camera beyond the keyboard (else detected)")
-    p.add_argument("--reference", help="reference MIDI to score against")
+    p.add_argument("--side", choices=sorted(SIDES), default="auto",
+                   help="camera side: player (bass on the image left) or far (beyond the keyboard); auto detects it")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference", help="reference MIDI to score against")
+    ref.add_argument("--reference-audio", help="score against the notes basic-pitch hears in this recording "
+                                               "(e.g. the video's own sound, on the video's time line)")
     p.add_argument("--reference-offset", type=float, default=d["reference_offset"],
-                   help="video time (s) at which the reference's time 0 falls")
+                   help="video time (s) at which the reference MIDI's time 0 falls")
     p.add_argument("--reference-pitch-shift", type=int, default=d["reference_pitch_shift"],
                    help="semitones added to the reference's notes (e.g. 12 for AI-Pianist's octave-low files)")
     p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
     p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll threshold without Roll2Midi")
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll frame threshold without Roll2Midi")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
-                   help="Video2Roll onset threshold without Roll2Midi (sequence models: notes start at onset peaks)")
+                   help="Video2Roll onset threshold (sequence models: notes start at onset peaks)")
     p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"], help="Roll2Midi output threshold")
     p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
     p.add_argument("--soundfont", help="sf2/sf3 soundfont (default: the best one installed)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     add_device_arg(p)
-    a = p.parse_args(argv)
-    audeo(a.video, a.out, a.box, a.far_side, a.reference, a.reference_offset, a.video2roll, a.roll2midi, a.device,
-          a.batch_size, a.velocity, a.threshold, a.midi_threshold, a.soundfont, a.reference_pitch_shift,
-          a.onset_threshold)
+    audeo(**vars(p.parse_args(argv)))
 
 
 if __name__ == "__main__":

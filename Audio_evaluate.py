@@ -16,12 +16,8 @@ held by the sustain pedal are extended to the pedal's release (--no-sustain: key
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
-import logging
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,68 +26,11 @@ from audeo_cli import run
 from audeo_constants import SAMPLE_RATE
 from audeo_io import AudeoError, atomic_path, load_midi, midi_notes
 from audeo_metrics import format_table, note_list_metrics
+from audeo_synth import TRANSCRIBE_DEFAULTS, transcribe
 
-DEFAULTS = dict(onset_threshold=0.5, frame_threshold=0.3, min_note_ms=127.70, sustain=True)
+DEFAULTS = dict(**TRANSCRIBE_DEFAULTS, sustain=True)
 COLUMNS = ["audio", "note_n_ref", "note_n_est", "note_onset_precision", "note_onset_recall", "note_onset_f1",
            "note_onset_offset_precision", "note_onset_offset_recall", "note_onset_offset_f1"]
-
-_MODEL = None
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence basic-pitch's import-time warnings about missing TF/CoreML/TFLite and its prints."""
-    logger, null = logging.getLogger(), logging.NullHandler()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    logger.addHandler(null)          # else logging.warning() would install a stderr handler for good
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.removeHandler(null)
-        logger.setLevel(level)
-
-
-def _basic_pitch_model():
-    """basic-pitch's ICASSP 2022 model, the ONNX file bundled in its wheel (loaded once)."""
-    global _MODEL
-    if _MODEL is None:
-        with _quiet():
-            try:
-                import basic_pitch
-                from basic_pitch.inference import Model
-            except ImportError as e:
-                raise AudeoError(f"basic-pitch is not usable ({e}); see requirements-nodeps.txt") from None
-            path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
-            if not basic_pitch.ONNX_PRESENT or not path.is_file():
-                raise AudeoError(f"{path}: basic-pitch's ONNX model or onnxruntime is missing")
-            _MODEL = Model(path)
-    return _MODEL
-
-
-def transcribe(audio_path, onset_threshold=DEFAULTS["onset_threshold"], frame_threshold=DEFAULTS["frame_threshold"],
-               min_note_ms=DEFAULTS["min_note_ms"]):
-    """Audio file -> [(pitch, start, end, velocity)] sorted by start, pitch (basic-pitch, offline).
-
-    Velocity is basic-pitch's note amplitude scaled to 1..127.
-    """
-    audio_path = Path(audio_path)
-    if not audio_path.is_file():
-        raise AudeoError(f"{audio_path}: audio file not found")
-    model = _basic_pitch_model()
-    from basic_pitch.inference import predict
-    try:
-        with _quiet():
-            _, _, events = predict(str(audio_path), model, onset_threshold=onset_threshold,
-                                   frame_threshold=frame_threshold, minimum_note_length=min_note_ms)
-    except Exception as e:  # librosa/soundfile/audioread raise many types for unreadable audio
-        raise AudeoError(f"{audio_path}: cannot transcribe ({type(e).__name__}: {str(e) or 'not a readable audio file'})") from None
-    notes = [(int(pitch), float(start), float(end), int(np.clip(round(127 * float(amp)), 1, 127)))
-             for start, end, pitch, amp, _ in events]
-    return sorted(notes, key=lambda n: (n[1], n[0]))
-
 
 score_notes = note_list_metrics        # (est_notes, ref_notes) -> note P/R/F1 and counts
 

@@ -107,6 +107,7 @@ class Generator(nn.Module):
     def __init__(self, config: Roll2MidiConfig = None):
         super().__init__()
         cfg = config or Roll2MidiConfig()
+        self.config = cfg
         b, eps = cfg.base_channels, cfg.bn_eps
         self.down1 = UNetDown(cfg.in_channels, b, eps, normalize=False)
         self.down2 = UNetDown(b, 2 * b, eps)

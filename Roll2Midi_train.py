@@ -7,7 +7,9 @@ Out: OUT/last.pt   full training state (generator, discriminator, both optimizer
                    sample, RNG), rewritten every --save-minutes and at each epoch end; a run resumes
                    from it by default
      OUT/best.pt   {config, generator, discriminator, metrics, epoch}: the epoch with the best
-                   validation F1 (pooled frame F1 of the generator output >= --threshold)
+                   validation score, (pooled frame F1 + note onset+offset F1) / 2 of the generator output
+                   >= --threshold (with the onset channel, --net '{"in_channels": 2}': notes decoded from
+                   Video2Roll's onsets and the generator output)
      OUT/log.csv   one row per epoch: train G/D losses, validation G/D losses and metrics, learning rate
 
 Recipe (the original's, ../shared/reference/audeo_original.md section 5): MSE everywhere (LSGAN),
@@ -15,7 +17,7 @@ Recipe (the original's, ../shared/reference/audeo_original.md section 5): MSE ev
   D loss = 0.5 * [MSE(D(target), 1) + MSE(D(G(x).detach()), 0)]
 a G step then a D step per batch; Adam 5e-4, betas (0.9, 0.999) for both; batch 16; 300 epochs;
 ReduceLROnPlateau(patience 2) on G only. Changes: the scheduler watches the validation G loss (the
-original: training loss), the best model is chosen by validation F1 (the original: G + D test loss),
+original: training loss), the best model is chosen by the validation score (the original: G + D test loss),
 losses are summed as numbers (the original kept their autograd graphs), windows never span two
 videos and pad with probability 0 (see Roll2Midi_dataset.py). D scores real and fake windows in one
 batch, which equals two calls (D has instance norm only). One process, or several with
@@ -37,10 +39,10 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
+from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
 from audeo_io import AudeoError
-from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, net_overrides, read_torch_file,
-                         reduce_sum, rng_state, save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
+from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, merge_over_ranks, net_overrides,
+                         read_torch_file, reduce_sum, rng_state, save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Roll2Midi_dataset import Roll2MidiDataset
 from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior
 
@@ -57,9 +59,12 @@ LAST_KEYS = ("config", "generator", "discriminator", "optimizer_g", "optimizer_d
 
 # ----------------------------------------------------------------------------- data
 
-def make_loaders(args, rank, world):
-    train = Roll2MidiDataset(args.estimates, args.data, SPLITS[0], n_keys=args.n_keys, stride=args.stride)
-    val = Roll2MidiDataset(args.estimates, args.data, args.val_split, n_keys=args.n_keys, stride=None)
+def make_loaders(args, config, rank, world):
+    channels = config.in_channels
+    train = Roll2MidiDataset(args.estimates, args.data, SPLITS[0], n_keys=args.n_keys, stride=args.stride,
+                             channels=channels)
+    val = Roll2MidiDataset(args.estimates, args.data, args.val_split, n_keys=args.n_keys, stride=None,
+                           channels=channels)
     sampler = Resumable(DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed))
     # the loader draws its base seed from its own generator, so the global RNG (dropout) resumes exactly
     loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
@@ -117,11 +122,15 @@ def train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, 
 
 @torch.no_grad()
 def validate(generator, discriminator, val, val_index, args, device, amp):
-    """Validation G/D losses and frame metrics of G(x) >= threshold over all ranks (padding excluded)."""
-    from audeo_metrics import original_frame_metrics
+    """Validation G/D losses and, through audeo_metrics, the figures evaluation reports: each validation
+    video's windows joined again (padding dropped), G(x) >= threshold (or, for a generator with the onset
+    channel, notes decoded from Video2Roll's onsets and G(x)), pooled frame P/R/F1 and note onset and
+    onset+offset F1 over all ranks. `val_score` (the model choice) is (frame F1 + onset+offset F1) / 2."""
+    from audeo_io import decode_roll
+    from audeo_metrics import video_set_metrics
     g, d = unwrap(generator).eval(), unwrap(discriminator).eval()
     g_sum = d_sum = 0.0
-    preds, targets = [], []
+    parts = {}                                       # video -> {window start: (output, onset, target)}
     for start in range(0, len(val_index), args.batch_size):
         idx = [int(i) for i in val_index[start:start + args.batch_size]]
         batch = [val[i] for i in idx]
@@ -134,22 +143,26 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
             d_loss = discriminator_loss(d, y, fake, valid, fake_label)
         g_sum += g_loss.item() * len(x)
         d_sum += d_loss.item() * len(x)
-        pred = (fake.float() >= args.threshold)[:, 0].transpose(1, 2).cpu().numpy()    # (B, frames, K)
+        out = fake.float()[:, 0].transpose(1, 2).cpu().numpy()                   # (B, frames, K)
+        onset = x[:, -1].transpose(1, 2).cpu().numpy()
         target = (y > 0)[:, 0].transpose(1, 2).cpu().numpy()
-        for i, p, t in zip(idx, pred, target):
+        for i, o, on, t in zip(idx, out, onset, target):
+            v, s = (int(a) for a in val.index[i])
             n = val.valid_frames(i)
-            preds.append(p[:n])
-            targets.append(t[:n])
-    pred = np.concatenate(preds) if preds else np.zeros((0, val.n_keys), bool)
-    target = np.concatenate(targets) if targets else np.zeros((0, val.n_keys), bool)
-    tp, fp, fn = (pred & target).sum(), (pred & ~target).sum(), (~pred & target).sum()
-    sk_f1 = original_frame_metrics(pred, target)["f1"] if len(pred) else 0.0
-    g_sum, d_sum, n, frames, tp, fp, fn, sk_sum = reduce_sum(
-        [g_sum, d_sum, len(val_index), len(pred), tp, fp, fn, sk_f1 * len(pred)], device)
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return dict(val_g_loss=g_sum / max(n, 1), val_d_loss=d_sum / max(n, 1), val_precision=precision,
-                val_recall=recall, val_f1=2 * precision * recall / max(precision + recall, 1e-12),
-                val_sklearn_f1=sk_sum / max(frames, 1))
+            parts.setdefault(v, {})[s] = (o[:n], on[:n], t[:n])
+    joined = {v: [np.concatenate([w[s][j] for s in sorted(w)]) for j in range(3)] for v, w in parts.items()}
+    two = unwrap(generator).config.in_channels == 2
+    rolls = {v: ((decode_roll(o, on, args.threshold, ONSET_THRESHOLD) if two else o >= args.threshold), t)
+             for v, (o, on, t) in joined.items()}
+    rolls = merge_over_ranks({"val": ([r for r, _ in rolls.values()], [t for _, t in rolls.values()])})
+    g_sum, d_sum, n = reduce_sum([g_sum, d_sum, len(val_index)], device)
+    preds, targets = rolls.get("val", ([], []))
+    m = video_set_metrics(preds, targets) if preds else {}
+    f1, onoff = m.get("frame_pooled_f1", 0.0), m.get("note_onset_offset_f1", 0.0)
+    return dict(val_g_loss=g_sum / max(n, 1), val_d_loss=d_sum / max(n, 1),
+                val_precision=m.get("frame_pooled_precision", 0.0), val_recall=m.get("frame_pooled_recall", 0.0),
+                val_f1=f1, val_onset_f1=m.get("note_onset_f1", 0.0), val_onset_offset_f1=onoff,
+                val_score=(f1 + onoff) / 2)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -200,7 +213,7 @@ def train(args):
     seed_all(args.seed + rank)
     config = make_config(args)
     out = Path(args.out)
-    train_set, val, loader, sampler, val_index = make_loaders(args, rank, world)
+    train_set, val, loader, sampler, val_index = make_loaders(args, config, rank, world)
     generator, discriminator = (m.to(device) for m in build_models(config))
     if args.prior_init:
         init_output_prior(generator, train_set.positive_fraction())
@@ -253,8 +266,8 @@ def train(args):
         metrics = validate(generator, discriminator, val, val_index, args, device, amp)
         scheduler.step(metrics["val_g_loss"])
         epoch, step, partial = epoch + 1, 0, [0.0, 0.0, 0]
-        improved = metrics["val_f1"] > best
-        best = max(best, metrics["val_f1"])
+        improved = metrics["val_score"] > best
+        best = max(best, metrics["val_score"])
         if main_rank:
             row = dict(epoch=epoch, train_g_loss=g_sum / max(n, 1), train_d_loss=d_sum / max(n, 1), **metrics,
                        lr=opt_g.param_groups[0]["lr"])

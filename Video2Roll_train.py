@@ -40,7 +40,7 @@ from audeo_cli import add_device_arg, resolve_device, run
 from audeo_constants import KEYDOWN_LABELS_DIR, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
 from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
-                         mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
+                         merge_over_ranks, mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
                          save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
 from Video2Roll_dataset import (DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, SequenceDataset,
                                 Video2RollDataset, WindowSampler, list_videos, load_frames)
@@ -158,22 +158,6 @@ def validate(model, val, val_index, args, device, amp):
     m = prf(tp, n_est, n_ref)
     return dict(val_loss=loss / max(n, 1), val_precision=m["precision"], val_recall=m["recall"], val_f1=m["f1"],
                 val_score=m["f1"])
-
-
-def merge_over_ranks(per_root):
-    """{root: (preds, targets)} of every rank, joined (the identity in a single process)."""
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()):
-        return per_root
-    parts = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, per_root)
-    merged = {}
-    for part in parts:
-        for root, (preds, targets) in part.items():
-            merged.setdefault(root, ([], []))
-            merged[root][0].extend(preds)
-            merged[root][1].extend(targets)
-    return merged
 
 
 def validate_sequences(model, videos, args, device, amp):

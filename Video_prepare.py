@@ -53,7 +53,7 @@ def audio_notes(video):
     import subprocess
     import tempfile
     import imageio_ffmpeg
-    from Audio_evaluate import transcribe
+    from audeo_synth import transcribe
     with tempfile.TemporaryDirectory(prefix="audeo_audio.") as tmp:
         wav = Path(tmp) / "audio.wav"
         proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-vn",

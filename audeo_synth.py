@@ -1,4 +1,4 @@
-"""MIDI -> audio through the best synthesizer present, and wav output.
+"""MIDI -> audio through the best synthesizer present, wav output, and audio -> notes (basic-pitch).
 
 Preference order (a given --soundfont always wins):
   1. FluidSynth (pyfluidsynth + Debian's libfluidsynth3) with Debian's FluidR3_GM.sf2, whose preset 0
@@ -9,7 +9,11 @@ Every caller logs `Synthesizer.description`, so each output says which one made 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from audeo_io import AudeoError, atomic_path
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PEAK = 0.9   # normalise rendered audio to this peak (neither backend normalises the same way)
+# basic-pitch's own defaults: onset and frame thresholds, and its minimum note length (ms)
+TRANSCRIBE_DEFAULTS = dict(onset_threshold=0.5, frame_threshold=0.3, min_note_ms=127.70)
 
 
 def bundled_soundfont():
@@ -110,3 +116,63 @@ def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     import soundfile
     with atomic_path(path) as tmp:
         soundfile.write(tmp, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+
+
+# ----------------------------------------------------------------------------- transcription
+
+_MODEL = None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence basic-pitch's import-time warnings about missing TF/CoreML/TFLite and its prints."""
+    logger, null = logging.getLogger(), logging.NullHandler()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    logger.addHandler(null)          # else logging.warning() would install a stderr handler for good
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.removeHandler(null)
+        logger.setLevel(level)
+
+
+def _basic_pitch_model():
+    """basic-pitch's ICASSP 2022 model, the ONNX file bundled in its wheel (loaded once)."""
+    global _MODEL
+    if _MODEL is None:
+        with _quiet():
+            try:
+                import basic_pitch
+                from basic_pitch.inference import Model
+            except ImportError as e:
+                raise AudeoError(f"basic-pitch is not usable ({e}); see requirements-nodeps.txt") from None
+            path = basic_pitch.build_icassp_2022_model_path(basic_pitch.FilenameSuffix.onnx)
+            if not basic_pitch.ONNX_PRESENT or not path.is_file():
+                raise AudeoError(f"{path}: basic-pitch's ONNX model or onnxruntime is missing")
+            _MODEL = Model(path)
+    return _MODEL
+
+
+def transcribe(audio_path, onset_threshold=TRANSCRIBE_DEFAULTS["onset_threshold"],
+               frame_threshold=TRANSCRIBE_DEFAULTS["frame_threshold"], min_note_ms=TRANSCRIBE_DEFAULTS["min_note_ms"]):
+    """Audio file -> [(pitch, start, end, velocity)] sorted by start, pitch (basic-pitch, offline).
+
+    Velocity is basic-pitch's note amplitude scaled to 1..127.
+    """
+    audio_path = Path(audio_path)
+    if not audio_path.is_file():
+        raise AudeoError(f"{audio_path}: audio file not found")
+    model = _basic_pitch_model()
+    from basic_pitch.inference import predict
+    try:
+        with _quiet():
+            _, _, events = predict(str(audio_path), model, onset_threshold=onset_threshold,
+                                   frame_threshold=frame_threshold, minimum_note_length=min_note_ms)
+    except Exception as e:  # librosa/soundfile/audioread raise many types for unreadable audio
+        raise AudeoError(f"{audio_path}: cannot transcribe ({type(e).__name__}: {str(e) or 'not a readable audio file'})") from None
+    notes = [(int(pitch), float(start), float(end), int(np.clip(round(127 * float(amp)), 1, 127)))
+             for start, end, pitch, amp, _ in events]
+    return sorted(notes, key=lambda n: (n[1], n[0]))

@@ -61,6 +61,21 @@ def gather_arrays(array, device):
     return np.concatenate(parts)
 
 
+def merge_over_ranks(per_root):
+    """{root: (preds, targets)} of every rank, joined (the identity in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return per_root
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, per_root)
+    merged = {}
+    for part in parts:
+        for root, (preds, targets) in part.items():
+            merged.setdefault(root, ([], []))
+            merged[root][0].extend(preds)
+            merged[root][1].extend(targets)
+    return merged
+
+
 def barrier():
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -192,12 +192,38 @@ def test_tiny_gan_trains_two_epochs_and_writes_checkpoints(train_data, tmp_path)
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
     assert set(best) == {"config", "generator", "discriminator", "metrics", "epoch"}
     assert best["config"] == asdict(Roll2MidiConfig(n_keys=PAPER_N_KEYS, **TINY))
-    assert best["metrics"]["val_f1"] == max(float(r["val_f1"]) for r in log)
+    assert best["metrics"]["val_score"] == max(float(r["val_score"]) for r in log)
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert (last["epoch"], last["step"]) == (2, 0)
     for path in (out / "best.pt", out / "last.pt"):
         g, config = ri.load_generator(path, "cpu")
         assert config.n_keys == PAPER_N_KEYS and not g.training
+
+
+def test_onset_channel_generator_trains_and_decodes_notes_at_onsets(tmp_path):
+    """A two-channel generator (frame + onset probabilities) trains, and its roll starts notes only
+    at Video2Roll's onset peaks."""
+    rng = np.random.default_rng(1)
+    estimates, root = tmp_path / "est", tmp_path / "data"
+    for split, n in (("training", 230), ("validation", 130)):
+        target, logit = random_video(rng, n)
+        onset = np.where(np.diff(np.pad(target, ((1, 0), (0, 0))), axis=0) > 0, 3.0, -4.0).astype(np.float32)
+        aio.write_segments(root / MIDI_DIR / split / "v0", midi=target)
+        aio.write_segments(estimates / ESTIMATE_DIR / split / "v0", logit=logit, roll=(logit > 0).astype(np.uint8),
+                           onset_logit=onset)
+    out = tmp_path / "run"
+    net = json.dumps({**TINY, "in_channels": 2})
+    proc = subprocess.run(TRAIN + ["--estimates", str(estimates), "--data", str(root), "--out", str(out), "--net", net,
+                                   "--epochs", "1", "--batch-size", "4"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    g, config = ri.load_generator(out / "best.pt")
+    assert config.in_channels == 2
+    _, probs = rd.load_estimate(estimates / ESTIMATE_DIR / "validation" / "v0", channels=2)
+    assert probs.shape == (130, N_KEYS, 2)
+    roll = ri.refine(g, probs, "cpu", threshold=0.0)           # every frame on: notes only split at onsets
+    starts = np.diff(np.pad(roll, ((1, 0), (0, 0))).astype(int), axis=0) > 0
+    peaks = probs[..., 1] >= 0.5
+    assert starts.any() and not (starts & ~peaks).any()
 
 
 def test_killed_and_resumed_run_ends_with_identical_weights(train_data, tmp_path):

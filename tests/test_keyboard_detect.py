@@ -1,10 +1,11 @@
-"""Keyboard_detect: eye-checked boxes of real videos and stills, rendered videos against box.txt, no keyboard.
+"""Keyboard_detect: hand-annotated boxes of real videos and stills, rendered videos against box.txt, no keyboard.
 
-Tolerance: every edge within max(4 px, 1% of the box width) of the reference (an entry of
-data/keyboard_boxes.json may loosen one ambiguous edge with tolerance_px; none needs to so far), and the
-camera side exactly right. Real videos use a 9-frame temporal median to keep the suite fast (the CLI
-default is 25 frames).
+Real material: every edge within TOLERANCE_PX of the box annotated by hand, independently of the detector
+(data/keyboard_boxes.json; how, and the errors measured: data/keyboard_annotation.md), and the camera side
+exactly right. Real videos use a 9-frame temporal median to keep the suite fast (the CLI default is 25
+frames). Rendered scenes: every edge within max(TOLERANCE_PX, 1% of the box width) of box.txt.
 """
+import dataclasses
 import json
 import subprocess
 import sys
@@ -25,16 +26,17 @@ BOXES = json.loads((REPO / "tests" / "data" / "keyboard_boxes.json").read_text()
 VIDEO_SAMPLES = 9
 # Piano_render seeds and sides; none of them draws the pale (white) piano body that is a known limit
 RENDERS = [(14, False), (14, True), (21, True)]
+TOLERANCE_PX = 4            # real material; README states the same figure
+RENDER_TOLERANCE = 0.01     # rendered scenes: of the box width, at least TOLERANCE_PX
 
 
-def tolerance(box, loosen=None):
-    base = max(4.0, 0.01 * (box[2] - box[0]))
-    return np.maximum(base, np.array(loosen if loosen else [0, 0, 0, 0], float))
-
-
-def assert_box_close(found, expected, loosen=None):
+def assert_box_close(found, expected, tol_px):
     err = np.abs(np.array(found) - np.array(expected))
-    assert (err <= tolerance(expected, loosen)).all(), f"found {tuple(found)}, expected {tuple(expected)}"
+    assert (err <= tol_px).all(), f"found {tuple(found)}, expected {tuple(expected)} (tolerance {tol_px:g} px)"
+
+
+def assert_render_box_close(found, expected):
+    assert_box_close(found, expected, max(TOLERANCE_PX, RENDER_TOLERANCE * (expected[2] - expected[0])))
 
 
 def load_item(item):
@@ -49,14 +51,14 @@ def load_item(item):
 # ----------------------------------------------------------------------------- real material
 
 @pytest.mark.parametrize("item", BOXES, ids=[b["path"] for b in BOXES])
-def test_real_keyboard_within_a_few_pixels_of_eye_checked_box(item):
+def test_real_keyboard_within_tolerance_of_annotated_box(item):
     if item["kind"] == "video":
         det = KD.detect_in_video(shared_data(*item["path"].split("/")), n_samples=VIDEO_SAMPLES)
     else:
         path, img = load_item(item)
         det = KD.detect_keyboard(img, source=str(path))
     assert det.far_side == item["far_side"]
-    assert_box_close(det.box, item["box"], item.get("tolerance_px"))
+    assert_box_close(det.box, item["box"], TOLERANCE_PX)
     assert 0 < det.score <= 1 and det.n_black_keys >= 8
 
 
@@ -69,6 +71,18 @@ def test_reference_boxes_cover_every_real_video_and_still():
     assert {"scarlatti/scarlatti.mp4", "omaps_010/video001_frame_and_overlay.png"} <= listed
     for b in BOXES:
         assert b["checked"] and len(b["box"]) == 4 and isinstance(b["far_side"], bool)
+        assert len(b["corners"]) == 4 and "tolerance_px" not in b     # one tolerance for all, as README says
+
+
+def test_reference_boxes_span_their_annotated_corners():
+    """The box follows from the corners (x2/y2 exclusive), or reaches past them to a curved edge's extreme."""
+    for b in BOXES:
+        xs, ys = [c[0] for c in b["corners"]], [c[1] for c in b["corners"]]
+        x1, y1, x2, y2 = b["box"]
+        assert (x1, x2) == (min(xs), max(xs) + 1), b["path"]
+        assert y1 <= min(ys) and y2 >= max(ys) + 1, b["path"]
+        if b["kind"] == "video":
+            assert (y1, y2) == (min(ys), max(ys) + 1), b["path"]
 
 
 def test_still_1920x1080_in_well_under_a_second():
@@ -84,7 +98,7 @@ def test_full_omaps_file_finds_the_real_keyboard_not_the_overlay():
     item = next(b for b in BOXES if b["path"].startswith("omaps_010/"))
     path = shared_data(*item["path"].split("/"))
     img = KD.read_image(path)
-    assert_box_close(KD.detect_keyboard(img).box, item["box"])    # the overlay is the lower half
+    assert_box_close(KD.detect_keyboard(img).box, item["box"], TOLERANCE_PX)    # the overlay is the lower half
     with pytest.raises(AudeoError, match="no keyboard found"):
         KD.detect_keyboard(img[1080:])
 
@@ -120,7 +134,21 @@ def test_rendered_video_found_at_its_box_txt(rendered, seed, far):
     assert json.loads((folder / "render.json").read_text())["scene"]["far_side"] == far
     det = KD.detect_in_video(folder / "video.mp4", n_samples=VIDEO_SAMPLES)
     assert det.far_side == far
-    assert_box_close(det.box, read_box(folder / "box.txt"))
+    assert_render_box_close(det.box, read_box(folder / "box.txt"))
+
+
+def test_params_override_by_name(rendered):
+    """params: a dict of Params fields (or a Params); unknown names are an error, the defaults frozen."""
+    p = KD.resolve_params({"min_black_keys": 60})
+    assert p.min_black_keys == 60 and p.work_width == KD.PARAMS.work_width and KD.resolve_params(None) is KD.PARAMS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        KD.PARAMS.seed = 1
+    with pytest.raises(AudeoError, match="unknown keyboard detection parameter.*min_black"):
+        KD.resolve_params({"min_black": 3})
+    frames = KD.sample_video_frames(rendered[14, False] / "video.mp4", VIDEO_SAMPLES)
+    assert KD.detect_keyboard(frames, params=KD.PARAMS) == KD.detect_keyboard(frames)
+    with pytest.raises(AudeoError, match="no keyboard found"):
+        KD.detect_keyboard(frames, params=p)                   # a piano has 36 black keys
 
 
 def test_far_side_crop_turns_into_the_player_view(rendered):
@@ -176,7 +204,7 @@ def test_cli_prints_box_and_side_and_writes_json_and_debug(rendered, tmp_path):
     assert proc.returncode == 0, proc.stderr
     *box, side = proc.stdout.split()
     assert side == "far" and len(box) == 4
-    assert_box_close([int(v) for v in box], read_box(rendered[21, True] / "box.txt"))
+    assert_render_box_close([int(v) for v in box], read_box(rendered[21, True] / "box.txt"))
     saved = json.loads((tmp_path / "det.json").read_text())
     assert saved["box"] == [int(v) for v in box] and saved["far_side"] is True and len(saved["corners"]) == 4
     debug = cv2.imread(str(tmp_path / "det.png"))

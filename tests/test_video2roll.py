@@ -54,10 +54,23 @@ def _weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
-def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_path):
-    common = ["--epochs", "3", "--batch-size", "4", "--save-minutes", "1e-9"]
-    subprocess.run(TRAIN + tiny_args(tiny_dataset, tmp_path / "a", *common), check=True, capture_output=True)
-    proc = subprocess.Popen(TRAIN + tiny_args(tiny_dataset, tmp_path / "b", *common),
+TINY_SEQ_NET = json.dumps({**json.loads(TINY_NET), "temporal_channels": 8, "temporal_dilations": [1, 2],
+                           "temporal_lookahead": [1, 0]})
+RESUME_CONFIGS = {
+    "frame_plain": ["--preset", "fast", "--net", TINY_NET, "--workers", "0", "--sampler", "shuffle", "--no-augment"],
+    # the defaults: balanced sampler, augmentation, one loader worker
+    "frame_default": ["--preset", "fast", "--net", TINY_NET, "--draws", "48"],
+    "sequence_default": ["--preset", "seq", "--net", TINY_SEQ_NET, "--length", "8", "--draws", "24",
+                         "--val-max-frames", "60"],
+}
+
+
+@pytest.mark.parametrize("config", sorted(RESUME_CONFIGS))
+def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_path, config):
+    common = ["--data", str(tiny_dataset), *RESUME_CONFIGS[config], "--epochs", "3", "--batch-size", "4",
+              "--save-minutes", "1e-9"]
+    subprocess.run(TRAIN + ["--out", str(tmp_path / "a"), *common], check=True, capture_output=True)
+    proc = subprocess.Popen(TRAIN + ["--out", str(tmp_path / "b"), *common],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "b" / "last.pt"
     deadline = time.time() + 300
@@ -69,9 +82,29 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_pa
     proc.wait()
     killed = torch.load(last, weights_only=True)
     assert (killed["epoch"], killed["step"]) < (3, 0)
-    subprocess.run(TRAIN + tiny_args(tiny_dataset, tmp_path / "b", *common), check=True, capture_output=True)
+    subprocess.run(TRAIN + ["--out", str(tmp_path / "b"), *common], check=True, capture_output=True)
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # augmentation differs from one epoch to the next (the dataset is told the epoch)
+    if "--no-augment" not in common:
+        import Video2Roll_dataset as vd
+        ds = vd.Video2RollDataset(tiny_dataset, "training", augment=vd.Augment())
+        first = ds[0][0]
+        ds.set_epoch(1)
+        assert not torch.equal(first, ds[0][0])
+
+
+def test_tiny_sequence_model_learns_onsets(tiny_dataset, tmp_path):
+    out = tmp_path / "seq"
+    proc = subprocess.run(TRAIN + ["--data", str(tiny_dataset), "--out", str(out), "--preset", "seq", "--net",
+                                   TINY_SEQ_NET, "--length", "16", "--draws", "64", "--epochs", "12", "--lr", "3e-3",
+                                   "--batch-size", "4", "--val-split", "training", "--no-augment", "--workers", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = read_log(out)
+    key = next(k for k in log[0] if k.endswith("_onset_f1"))
+    assert float(log[-1]["train_loss"]) < 0.5 * float(log[0]["train_loss"])
+    assert max(float(r[key]) for r in log) > 0.5 and max(float(r["val_score"]) for r in log) > 0.6
 
 
 def _free_port():

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import FPS, MIDI_THRESHOLD, ONSET_THRESHOLD, ROLL_THRESHOLD
+from audeo_constants import FPS, MIDI_THRESHOLD
 from audeo_io import AudeoError, check_writable, decode_roll, load_midi, midi_to_roll, notes_to_roll, regrid
 from audeo_video import iter_crops, video_info
 from Video_prepare import resolve_box, shift_pitch
@@ -34,8 +34,8 @@ from Video_prepare import resolve_box, shift_pitch
 MODELS = Path(__file__).resolve().parent / "models"
 SIDES = {"auto": None, "player": False, "far": True}
 DEFAULTS = dict(video2roll=MODELS / "video2roll_fast.pt", roll2midi=MODELS / "roll2midi.pt", batch_size=32,
-                threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0,
-                reference_pitch_shift=0)
+                threshold=None, onset_threshold=None,            # None: the Video2Roll model's operating point
+                midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0, reference_pitch_shift=0)
 
 
 # ----------------------------------------------------------------------------- stages
@@ -138,6 +138,8 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
     box, far_side, how = resolve_box(video, box, SIDES[side])
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
     outputs, hands, v2r_config = video_to_outputs(video, box, far_side, video2roll, device, batch_size)
+    from Video2Roll_net import operating_point
+    threshold, onset_threshold = operating_point(v2r_config, threshold, onset_threshold)
     probs = outputs[:, 0]
     onsets = outputs[:, 1] if v2r_config.is_sequence else None
     if str(roll2midi) != "none":
@@ -198,9 +200,9 @@ def main(argv=None):
                    help="semitones added to the reference's notes (e.g. 12 for AI-Pianist's octave-low files)")
     p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
     p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll frame threshold without Roll2Midi")
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll frame threshold without Roll2Midi (default: the model's)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
-                   help="Video2Roll onset threshold (sequence models: notes start at onset peaks)")
+                   help="Video2Roll onset threshold (sequence models: notes start at onset peaks; default: the model's)")
     p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"], help="Roll2Midi output threshold")
     p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
     p.add_argument("--soundfont", help="sf2/sf3 soundfont (default: the best one installed)")

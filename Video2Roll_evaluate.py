@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import (ESTIMATE_DIR, KEYDOWN_LABELS_DIR, N_KEYS, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS,
+from audeo_constants import (ESTIMATE_DIR, KEYDOWN_LABELS_DIR, N_KEYS, ROLL_THRESHOLD, SPLITS,
                              is_white_key)
 from audeo_io import AudeoError, atomic_path, estimate_probs, load_labels, read_segments
 from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table, video_set_metrics
 
-DEFAULTS = dict(split=SPLITS[2], threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, batch_size=32,
+DEFAULTS = dict(split=SPLITS[2], threshold=None, onset_threshold=None, batch_size=32,   # None: the model's
                 sweep=tuple(np.round(np.arange(0.1, 0.91, 0.05), 2)))
 COLUMNS = SUMMARY_COLUMNS[:7] + ["note_onset_f1", "note_onset_100ms_f1", "note_onset_150ms_f1",
                                  "note_onset_offset_f1"]
@@ -162,7 +162,8 @@ def main(argv=None):
         videos = args.videos or sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         if not videos:
             raise AudeoError(f"{folder}: no estimate folders")
-        preds, columns = estimate_predictions(folder, videos, args.n_keys or N_KEYS, args.threshold)
+        threshold = ROLL_THRESHOLD if args.threshold is None else args.threshold
+        preds, columns = estimate_predictions(folder, videos, args.n_keys or N_KEYS, threshold)
     refs = reference_rolls(args.data, args.split, preds, columns, args.labels)
     rows = evaluation_rows({v: p.roll for v, p in preds.items()}, refs)
     print(format_table(rows, ["video", "frames"] + COLUMNS))

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import ESTIMATE_DIR, LABELS_DIR, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS
+from audeo_constants import ESTIMATE_DIR, LABELS_DIR, SPLITS
 from audeo_io import AudeoError, atomic_dir, decode_roll, load_labels, write_segments
-from Video2Roll_net import iter_outputs, load_model, outputs_to_88
+from Video2Roll_net import iter_outputs, load_model, operating_point, outputs_to_88
 
-DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, out=".",
+DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=None, onset_threshold=None, out=".",   # None: the model's
                 precision="fp32")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
-def write_estimates(folder, outputs, config, threshold, onset_threshold=ONSET_THRESHOLD, first_frame=0):
+def write_estimates(folder, outputs, config, threshold=None, onset_threshold=None, first_frame=0):
     """Write a video's estimate segments into `folder` (atomically) from iter_outputs rows; returns the
     frame count. `roll` is sigmoid(logit) >= threshold for a frame model, and the notes decoded from
     onsets and frames (audeo_io.decode_roll) for a sequence model, which also writes `onset_logit`,
@@ -47,8 +47,10 @@ def write_estimates(folder, outputs, config, threshold, onset_threshold=ONSET_TH
     return len(rows)
 
 
-def estimate_arrays(logits, hands, config, threshold, onset_threshold=ONSET_THRESHOLD):
-    """{npz key: (T, 88) array} of a video's logits (T, n_heads, n_keys) and hand flags (T,)."""
+def estimate_arrays(logits, hands, config, threshold=None, onset_threshold=None):
+    """{npz key: (T, 88) array} of a video's logits (T, n_heads, n_keys) and hand flags (T,); thresholds
+    default to the model's operating point."""
+    threshold, onset_threshold = operating_point(config, threshold, onset_threshold)
     probs = 1 / (1 + np.exp(-logits))
     if config.is_sequence:
         roll = decode_roll(probs[:, 0], probs[:, 1], threshold, onset_threshold)
@@ -94,9 +96,10 @@ def main(argv=None):
     p.add_argument("--name", help="output folder name for --video (default: the file's stem)")
     p.add_argument("--n-keys", type=int, choices=(88, 51), help="keys to predict: 51 narrows an 88-key model to the paper's keys; 88 from a 51-key model is an error")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="frame output threshold")
+    p.add_argument("--threshold", type=float, default=d["threshold"],
+                   help="frame output threshold (default: the model's, 0.4 for models without one)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
-                   help="sequence models: a note starts at an onset peak at least this high")
+                   help="sequence models: a note starts at an onset peak at least this high (default: the model's)")
     p.add_argument("--precision", choices=sorted(PRECISIONS), default=d["precision"],
                    help="bf16: autocast, ~3x faster on CPUs with AMX; logits differ by bf16 rounding")
     add_device_arg(p)

@@ -26,8 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
-from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, PAPER_MIN_KEY, PAPER_N_KEYS,
-                             STACK_FRAMES, is_white_key)
+from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_MIN_KEY,
+                             PAPER_N_KEYS, ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
 
 ARCHS = ("paper", "fast")
 HEADS = ("frame", "onset", "offset")      # a sequence model's outputs, in this order
@@ -58,6 +58,10 @@ class Video2RollConfig:
     temporal_lookahead: tuple = ()
     temporal_channels: int = 64
     temporal_key_kernel: int = 3         # neighbouring keys each temporal layer sees (odd)
+    # the operating point: sigmoid thresholds of the frame output and (sequence models) of onset peaks;
+    # a shipped model carries the pair chosen on validation (tools/tune_decoding.py, tools/ship_model.py)
+    frame_threshold: float = ROLL_THRESHOLD
+    onset_threshold: float = ONSET_THRESHOLD
 
     @property
     def in_channels(self):
@@ -673,6 +677,12 @@ def iter_encoded(model, stacks, batch_size, device, dtype=None):
             yield from run_batch()
     if batch:
         yield from run_batch()
+
+
+def operating_point(config, threshold=None, onset_threshold=None):
+    """(frame threshold, onset threshold): the given values, else the model's own."""
+    return (config.frame_threshold if threshold is None else threshold,
+            config.onset_threshold if onset_threshold is None else onset_threshold)
 
 
 def iter_logits(model, frames, batch_size=32, device="cpu", dtype=None):

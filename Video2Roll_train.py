@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import math
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import KEYDOWN_LABELS_DIR, ONSET_THRESHOLD, ROLL_THRESHOLD, SPLITS
+from audeo_constants import DECODING_GRID, KEYDOWN_LABELS_DIR, ROLL_THRESHOLD, SPLITS
 from audeo_io import AudeoError
 from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
                          merge_over_ranks, mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
@@ -51,7 +52,7 @@ DEFAULTS = dict(
     preset="fast", n_keys=88, labels=KEYDOWN_LABELS_DIR,
     epochs=10, batch_size=64, lr=1e-3, patience=2, lr_factor=0.1,
     sampler="balanced", draws=DEFAULT_DRAWS_PER_EPOCH, augment=True,
-    val_max_frames=4000, threshold=ROLL_THRESHOLD, onset_threshold=ONSET_THRESHOLD, workers=1, seed=0,
+    val_max_frames=4000, threshold=None, onset_threshold=None, workers=1, seed=0,   # None: see --threshold
     save_minutes=10.0,
     # sequence models (presets with temporal layers): runs of frames instead of single stacks
     length=64, loss_weights=(1.0, 1.0, 0.5),       # frame, onset, offset
@@ -153,7 +154,8 @@ def validate(model, val, val_index, args, device, amp):
     if unwrap(model).config.is_sequence:
         return validate_sequences(model, val, args, device, amp)
     probs, labels, loss = predict(unwrap(model), val, val_index, args.batch_size, device, amp)
-    counts = frame_counts(probs >= args.threshold, labels) if len(probs) else (0, 0, 0)
+    threshold = ROLL_THRESHOLD if args.threshold is None else args.threshold
+    counts = frame_counts(probs >= threshold, labels) if len(probs) else (0, 0, 0)
     loss, n, tp, n_est, n_ref = reduce_sum([loss, len(probs), *counts], device)
     m = prf(tp, n_est, n_ref)
     return dict(val_loss=loss / max(n, 1), val_precision=m["precision"], val_recall=m["recall"], val_f1=m["f1"],
@@ -161,6 +163,8 @@ def validate(model, val, val_index, args, device, amp):
 
 
 def validate_sequences(model, videos, args, device, amp):
+    """validate() for sequence models; decodes at every DECODING_GRID point (or the given thresholds) and
+    reports the best one, which best.pt keeps as the model's operating point."""
     from audeo_io import decode_roll, load_labels
     from audeo_metrics import video_set_metrics
     from Video2Roll_dataset import key_slice, note_targets
@@ -178,23 +182,27 @@ def validate_sequences(model, videos, args, device, amp):
                                                                              torch.from_numpy(target[h]), reduction="sum"))
                     for h, w in enumerate(args.loss_weights)) / target.shape[2]
         count += len(crops)
-        probs = 1 / (1 + np.exp(-logits))
-        pred = decode_roll(probs[0], probs[1], args.threshold, args.onset_threshold)
         per_root.setdefault(str(root), ([], []))
-        per_root[str(root)][0].append(pred)
+        per_root[str(root)][0].append((1 / (1 + np.exp(-logits[:2]))).astype(np.float32))    # frame, onset
         per_root[str(root)][1].append(target[0].astype(np.uint8))
     per_root = merge_over_ranks(per_root)
     out = dict(val_loss=reduce_sum([loss, count], device))
     out["val_loss"] = out["val_loss"][0] / max(out["val_loss"][1], 1)
-    scores = []
-    for root, (preds, targets) in sorted(per_root.items()):
-        m = video_set_metrics(preds, targets)
-        name = Path(root).name
-        out[f"val_{name}_frame_f1"], out[f"val_{name}_onset_f1"] = m["frame_pooled_f1"], m["note_onset_f1"]
-        out[f"val_{name}_onset_offset_f1"] = m["note_onset_offset_f1"]
-        scores.append((m["frame_pooled_f1"] + m["note_onset_f1"]) / 2)
-    out["val_score"] = float(np.mean(scores)) if scores else 0.0
-    return out
+    grid = itertools.product(*[(t,) if t is not None else g for t, g in
+                               zip((args.threshold, args.onset_threshold), DECODING_GRID)])
+    best = None
+    for frame_t, onset_t in grid:                   # the operating point is chosen with the model
+        row, scores = dict(val_frame_threshold=frame_t, val_onset_threshold=onset_t), []
+        for root, (probs, targets) in sorted(per_root.items()):
+            m = video_set_metrics([decode_roll(p[0], p[1], frame_t, onset_t) for p in probs], targets)
+            name = Path(root).name
+            row[f"val_{name}_frame_f1"], row[f"val_{name}_onset_f1"] = m["frame_pooled_f1"], m["note_onset_f1"]
+            row[f"val_{name}_onset_offset_f1"] = m["note_onset_offset_f1"]
+            scores.append((m["frame_pooled_f1"] + m["note_onset_f1"]) / 2)
+        row["val_score"] = float(np.mean(scores)) if scores else 0.0
+        if best is None or row["val_score"] > best["val_score"]:
+            best = row
+    return {**out, **best}
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -205,10 +213,14 @@ def checkpoint_state(model, config, optimizer, scheduler, scaler, epoch, step, p
                 partial=list(partial), best_f1=best, rng=rng_state(), args=vars(args).copy())
 
 
+OPERATING_POINT = ("frame_threshold", "onset_threshold")     # config fields that are not the network
+
+
 def resume(path, model, optimizer, scheduler, scaler, config):
     """Restore a last.pt; returns (epoch, step, partial loss sums, best F1)."""
     ckpt = load_checkpoint(path)
-    if ckpt["config"] != dataclasses.asdict(config):
+    network = lambda c: {k: v for k, v in c.items() if k not in OPERATING_POINT}
+    if network(ckpt["config"]) != network(dataclasses.asdict(config)):
         raise AudeoError(f"{path}: checkpoint is for {ckpt['config']['arch']}/{ckpt['config']['n_keys']} keys, "
                          f"not this run's {config.arch}/{config.n_keys}; use another --out")
     unwrap(model).load_state_dict(ckpt["model"])
@@ -292,8 +304,10 @@ def train(args):
             log.write(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             if improved:
-                save_checkpoint(out / "best.pt", config=dataclasses.asdict(config), model=unwrap(model).state_dict(),
-                                metrics=metrics, epoch=epoch)
+                point = dict(frame_threshold=metrics["val_frame_threshold"],
+                             onset_threshold=metrics["val_onset_threshold"]) if config.is_sequence else {}
+                save_checkpoint(out / "best.pt", config=dataclasses.asdict(dataclasses.replace(config, **point)),
+                                model=unwrap(model).state_dict(), metrics=metrics, epoch=epoch)
             save_checkpoint(last, **checkpoint_state(model, config, optimizer, scheduler, scaler, epoch, 0,
                                                      partial, best, args))
         barrier()
@@ -325,9 +339,11 @@ def parse_args(argv=None):
     p.add_argument("--val-data", nargs="*", help="dataset root(s) for validation (default: --data)")
     p.add_argument("--val-max-frames", type=int, default=d["val_max_frames"],
                    help="validation frames scored each epoch (evenly spaced)")
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="frame output threshold (validation)")
+    p.add_argument("--threshold", type=float, default=d["threshold"],
+                   help=f"frame output threshold for validation (default: {ROLL_THRESHOLD} for frame models; sequence "
+                        "models try DECODING_GRID and keep the best)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
-                   help="sequence models: onset output threshold (validation)")
+                   help="sequence models: onset threshold for validation (default: the best of DECODING_GRID)")
     p.add_argument("--length", type=int, default=d["length"], help="sequence models: frames per training run")
     p.add_argument("--loss-weights", type=float, nargs=3, default=d["loss_weights"],
                    metavar=("FRAME", "ONSET", "OFFSET"), help="sequence models: weight of each output's BCE")

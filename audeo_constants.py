@@ -54,6 +54,8 @@ HAND_FRACTION = 0.003                 # a frame "has a hand over the keys" when 
 # --- decisions ------------------------------------------------------------------------------
 ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
 ONSET_THRESHOLD = 0.5         # a sequence model's onset output: a note starts at a peak at least this high
+# operating points a sequence model's validation tries (frame thresholds x onset thresholds)
+DECODING_GRID = ((0.3, 0.4, 0.5), (0.15, 0.2, 0.3, 0.4, 0.5))
 MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
 ONSET_TOLERANCE = 0.05        # mir_eval's note-onset tolerance, seconds (a 25 fps frame is 0.04 s)
 WIDE_ONSET_TOLERANCES = (0.1, 0.15)   # also reported: the tolerances other video papers use

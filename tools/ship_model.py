@@ -27,12 +27,19 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint")
     p.add_argument("out")
+    p.add_argument("--threshold", type=float, help="Video2Roll: the frame threshold to ship as the model's own")
+    p.add_argument("--onset-threshold", type=float, help="Video2Roll sequence models: the onset threshold to ship")
     args = p.parse_args(argv)
     ckpt = read_torch_file(args.checkpoint)
     key = next((k for k in WEIGHTS if isinstance(ckpt, dict) and k in ckpt), None)
     if key is None or "config" not in ckpt:
         raise AudeoError(f"{args.checkpoint}: no config and model/generator to ship")
     shipped = {k: ckpt[k] for k in KEEP if k in ckpt}
+    for field, value in (("frame_threshold", args.threshold), ("onset_threshold", args.onset_threshold)):
+        if value is not None:
+            if key != "model":
+                raise AudeoError(f"{args.checkpoint}: only a Video2Roll checkpoint has an operating point")
+            shipped["config"] = {**shipped["config"], field: value}
     shipped[key] = half(ckpt[key])
     save_checkpoint(args.out, **shipped)
     print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.1f} MB")

@@ -17,11 +17,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
-from audeo_constants import ESTIMATE_DIR, KEYDOWN_LABELS_DIR, SPLITS  # noqa: E402
+from audeo_constants import DECODING_GRID, ESTIMATE_DIR, KEYDOWN_LABELS_DIR, SPLITS  # noqa: E402
 from audeo_io import AudeoError, decode_roll, estimate_probs, load_labels, read_segments  # noqa: E402
 from audeo_metrics import format_table, video_set_metrics  # noqa: E402
 
-GRID = dict(frame=(0.3, 0.4, 0.5, 0.6), onset=(0.2, 0.3, 0.4, 0.5, 0.6))
 
 
 def load_root(data, estimates, split):
@@ -49,7 +48,7 @@ def main(argv=None):
         raise AudeoError("give one --estimates root per --data root")
     roots = [load_root(d, e, args.split) for d, e in zip(args.data, args.estimates)]
     rows = []
-    for ft, ot in itertools.product(GRID["frame"], GRID["onset"]):
+    for ft, ot in itertools.product(*DECODING_GRID):
         row, scores = dict(frame_threshold=ft, onset_threshold=ot), []
         for data, videos in zip(args.data, roots):
             m = video_set_metrics([decode_roll(f, o, ft, ot) for f, o, _ in videos], [lab for *_, lab in videos])

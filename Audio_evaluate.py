@@ -15,14 +15,11 @@ held by the sustain pedal are extended to the pedal's release (--no-sustain: key
 """
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from audeo_cli import run
+from audeo_cli import parser, run
 from audeo_constants import SAMPLE_RATE
 from audeo_io import AudeoError, atomic_path, load_midi, midi_notes
 from audeo_metrics import format_table, note_list_metrics
@@ -80,8 +77,7 @@ def table(result, label="audio"):
 
 def main(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--wav", help="generated audio (Midi_synth's wav)")
     src.add_argument("--audio", help="any audio file librosa reads (e.g. a real recording)")

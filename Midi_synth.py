@@ -12,119 +12,24 @@ Out: OUT/<video>.mid  the notes (program 0, constant velocity, time 0 = the firs
 One log line per video names the synthesizer (FluidSynth or tinysoundfont, and the soundfont).
 Each file appears only when complete.
 
-Roll -> notes (`roll_notes`):
-  * segments are concatenated in numeric order of their start frame (the original sorted by path
-    depth and crashed); 51-key rolls go to the 88-key columns 15..65; pitch = 21 + column;
-  * each run of on-frames [a, b) of a key is one note from a/25 s to b/25 s (a note still on at the
-    last frame ends there), as the original;
-  * runs shorter than --min-frames are dropped (Video2Roll flicker);
-  * a binary roll cannot show a re-strike without an off frame, so given probabilities a run is
-    split after every interior local minimum m whose dip is at least --restrike-depth below the
-    highest probability on each side of it (within the current note and within the rest of the run):
-    the second note starts at frame m + 1. A split is made only when both parts keep at least
-    --min-frames frames. A slow rise at a note's start is no dip (nothing higher comes before it).
+Segments are concatenated in numeric order of their start frame (the original sorted by path depth
+and crashed). Roll -> notes is audeo_synth.roll_notes: one note per run of on-frames, runs shorter
+than --min-frames dropped, held runs split at probability dips of at least --restrike-depth.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from audeo_cli import run
-from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE
-from audeo_io import (AudeoError, atomic_path, check_writable, list_segments, notes_to_pretty_midi, read_segments, roll_to_notes,
-                      to_88_keys, write_midi)
+from audeo_cli import parser, run
+from audeo_constants import DEFAULT_VELOCITY, FPS
+from audeo_io import AudeoError, check_writable, list_segments, read_segments, select_videos, sigmoid, to_88_keys
+from audeo_synth import find_synthesizer, render, roll_notes
 
 DEFAULTS = dict(key="midi", out="Midi_Synth", velocity=DEFAULT_VELOCITY, min_frames=1, restrike_depth=None)
 KEYS = ("midi", "roll")          # Roll2Midi results / Video2Roll estimates
 LOGIT_KEY = "logit"              # Video2Roll estimates also hold the logits
-
-
-# ----------------------------------------------------------------------------- roll -> notes
-
-def restrike_splits(probs, start, end, depth, min_frames=1):
-    """Frames inside the run [start, end) of one key's probabilities where a re-struck note begins.
-
-    A split follows each interior local minimum m (p[m] < p[m-1] and p[m] <= p[m+1]) whose
-    probability lies at least `depth` below the maximum of the current note so far and below the
-    maximum of the rest of the run; the new note starts at m + 1. Both parts of a split keep at
-    least `min_frames` frames.
-    """
-    p = np.asarray(probs, dtype=float)
-    splits, current = [], start
-    for m in range(start + 1, end - 1):
-        if m <= current or not (p[m] < p[m - 1] and p[m] <= p[m + 1]):
-            continue
-        s = m + 1
-        if (p[current:m].max() - p[m] >= depth and p[s:end].max() - p[m] >= depth
-                and s - current >= min_frames and end - s >= min_frames):
-            splits.append(s)
-            current = s
-    return splits
-
-
-def roll_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY, min_frames=1, probs=None, restrike_depth=None):
-    """(T, 51|88) roll -> [(pitch, start, end, velocity)] sorted by start, pitch.
-
-    One note per run of on-frames (audeo_io.roll_to_notes); runs shorter than `min_frames` are
-    dropped; with `probs` (same shape as `roll`, Video2Roll sigmoid probabilities) and
-    `restrike_depth`, runs are split at re-strikes (see `restrike_splits`).
-    """
-    roll = to_88_keys(np.asarray(roll) > 0)
-    split = probs is not None and restrike_depth is not None
-    if split:
-        probs = to_88_keys(np.asarray(probs, dtype=np.float32), "probabilities")
-        if probs.shape != roll.shape:
-            raise AudeoError(f"probabilities have shape {probs.shape}, the roll {roll.shape}")
-    notes = []
-    for pitch, start, end, _ in roll_to_notes(roll, fps=fps):
-        a, b = int(round(start * fps)), int(round(end * fps))
-        if b - a < min_frames:
-            continue
-        bounds = [a] + (restrike_splits(probs[:, pitch - MIDI_LOW], a, b, restrike_depth, min_frames)
-                        if split else []) + [b]
-        notes += [(pitch, f0 / fps, f1 / fps, velocity) for f0, f1 in zip(bounds, bounds[1:])]
-    return sorted(notes, key=lambda n: (n[1], n[0]))
-
-
-def roll_to_midi(roll, fps=FPS, velocity=DEFAULT_VELOCITY, min_frames=1, probs=None, restrike_depth=None):
-    """(T, 51|88) roll -> PrettyMIDI with one piano (program 0); see `roll_notes`."""
-    if not 1 <= velocity <= 127:
-        raise AudeoError(f"velocity {velocity}: expected 1..127")
-    return notes_to_pretty_midi(roll_notes(roll, fps, velocity, min_frames, probs, restrike_depth))
-
-
-# ----------------------------------------------------------------------------- notes -> files
-
-def output_paths(out_stem):
-    """(OUT_STEM.mid, OUT_STEM.wav); the suffix is appended, so names with dots ('No.1') survive."""
-    out_stem = Path(out_stem)
-    return out_stem.with_name(out_stem.name + ".mid"), out_stem.with_name(out_stem.name + ".wav")
-
-
-def render(roll, out_stem, synth=None, velocity=DEFAULT_VELOCITY, fps=FPS, min_frames=1, probs=None,
-           restrike_depth=None):
-    """Write OUT_STEM.mid and OUT_STEM.wav (16 kHz mono) for a (T, 51|88) roll.
-
-    Returns (mid path, wav path, synthesizer description). `synth` is an audeo_synth.Synthesizer
-    (default: audeo_synth.find_synthesizer()). The wav lasts at least T / fps seconds (plus the
-    synthesizer's release tail). Both files appear together, only when both are complete.
-    """
-    from audeo_synth import find_synthesizer, synthesize, write_wav
-    synth = synth or find_synthesizer()
-    roll = np.asarray(roll)
-    pm = roll_to_midi(roll, fps, velocity, min_frames, probs, restrike_depth)
-    audio = synthesize(pm, synth, SAMPLE_RATE)
-    audio = np.pad(audio, (0, max(0, int(np.ceil(len(roll) / fps * SAMPLE_RATE)) - len(audio))))
-    mid, wav = output_paths(out_stem)
-    try:
-        with atomic_path(mid) as tmp_mid, atomic_path(wav) as tmp_wav:
-            write_midi(pm, tmp_mid)
-            write_wav(tmp_wav, audio, SAMPLE_RATE)
-    except OSError as e:
-        raise AudeoError(f"{mid.parent}: cannot write output ({e.strerror or e})") from None
-    return mid, wav, synth.description
 
 
 # ----------------------------------------------------------------------------- folders
@@ -148,12 +53,7 @@ def find_videos(rolls, videos=None):
         found = {p.name: p for p in sorted(rolls.iterdir()) if p.is_dir() and _has_segments(p)}
         if not found:
             raise AudeoError(f"{rolls}: no <start>-<end>.npz segments in it or in its sub-folders")
-    if videos:
-        missing = sorted(set(videos) - set(found))
-        if missing:
-            raise AudeoError(f"{rolls}: no video {missing[0]!r}")
-        found = {v: f for v, f in found.items() if v in videos}
-    return found
+    return {v: found[v] for v in select_videos(list(found), videos, rolls)}
 
 
 def read_video_roll(folder, key=DEFAULTS["key"]):
@@ -168,14 +68,12 @@ def read_video_probs(folder, first, n_frames):
     if start != first or len(logit) < n_frames:
         raise AudeoError(f"{folder}: logits cover frames {start}..{start + len(logit)}, the roll "
                          f"{first}..{first + n_frames}")
-    logit = to_88_keys(logit[:n_frames].astype(np.float32), folder)
-    return 1 / (1 + np.exp(-logit))
+    return sigmoid(to_88_keys(logit[:n_frames].astype(np.float32), folder))
 
 
 def main(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--rolls", required=True, help="folder of video folders, or one video's segment folder")
     p.add_argument("--key", default=d["key"], choices=KEYS,
                    help="array to read: midi (Roll2Midi results) or roll (Video2Roll estimates)")
@@ -198,7 +96,6 @@ def main(argv=None):
         p.error("--logits is only used with --restrike-depth")
 
     from tqdm import tqdm
-    from audeo_synth import find_synthesizer
     synth = find_synthesizer(args.soundfont)              # a missing soundfont fails before any work
     videos = find_videos(args.rolls, args.videos)
     logit_folders = None

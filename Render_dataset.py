@@ -17,7 +17,6 @@ already exists, so an interrupted build resumes where it stopped.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -29,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from audeo_cli import run
+from audeo_cli import parser, run
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS, FRAMES_DIR, SPLITS
 from audeo_io import AudeoError, atomic_dir, atomic_path, regrid, write_dataset_video
 
@@ -115,7 +114,7 @@ def jitter_box(box, size, rng, amount):
 
 
 def image_corners(scene):
-    """The key area's corners as Keyboard_detect reports them (back-left, back-right, front-right,
+    """The key area's corners as audeo_keyboard reports them (back-left, back-right, front-right,
     front-left, left/right as seen in the image), in the output frame (turned for a far-side camera)."""
     back_left, back_right, front_right, front_left = np.array(scene.corners)
     if not scene.far_side:
@@ -141,13 +140,13 @@ def entry_path(out, job):
 
 def build_video(out, job, box_jitter, save_video, save_jpg):
     """Render one performance into the dataset; returns its manifest entry."""
-    import Piano_render as R
+    import audeo_render as R
     from audeo_video import KeyboardBox, crop_keyboard, resample_indices, video_writer
 
     done = entry_path(out, job)
     if done.exists():                                # written last: the video is complete
         return json.loads(done.read_text())
-    pm = R.shift_performance(job.piece.performance(job.seed), DEFAULT_LEAD_IN)
+    pm = R.shift_performance(job.piece.performance(job.seed), R.DEFAULTS["lead_in"])
     src_fps = job.source_fps
     scene = R.sample_scene(job.seed, far_side=job.far_side, fps=src_fps)
     perf = R.Performance(pm, src_fps, R.DEFAULTS["tail"])
@@ -187,9 +186,6 @@ def build_video(out, job, box_jitter, save_video, save_jpg):
     with atomic_path(done) as tmp:
         Path(tmp).write_text(json.dumps(entry))
     return entry
-
-
-DEFAULT_LEAD_IN = 0.6      # s of hands approaching before the first note (trimmed from the labels)
 
 
 def _write_jpgs(folder, crops):
@@ -253,8 +249,7 @@ def summarise(entries, seconds, disk, args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--out", required=True, help="dataset root")
     p.add_argument("--hours", type=float, default=DEFAULTS["hours"], help="music to render (chorales fill up)")
     p.add_argument("--midi", nargs="*", default=[], help="extra performance MIDI files (e.g. ../shared/data/asap/*.mid)")

@@ -26,34 +26,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audeo_constants import ESTIMATE_DIR, MIDI_DIR, N_KEYS, ROLL2MIDI_FRAMES, SEGMENT_FRAMES
-from audeo_io import AudeoError, estimate_probs, read_segments
-from Video2Roll_dataset import key_slice
-
-
-def estimate_folder(estimates, split):
-    """ESTIMATES/estimate_Roll/<split>: the video folders Video2Roll_inference.py wrote."""
-    return Path(estimates) / ESTIMATE_DIR / split
+from audeo_constants import MIDI_DIR, N_KEYS, ROLL2MIDI_FRAMES, SEGMENT_FRAMES
+from audeo_io import AudeoError, estimate_folder, estimate_probs, key_slice, list_estimate_videos, read_segments
 
 
 def reference_folder(root, split):
     """ROOT/midi/<split>: the reference segment folders."""
     return Path(root) / MIDI_DIR / split
-
-
-def list_estimate_videos(estimates, split, videos=None):
-    """Sorted video names with estimates in a split (only `videos`, if given; each must exist)."""
-    folder = estimate_folder(estimates, split)
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
-    if not names:
-        raise AudeoError(f"{folder}: no Video2Roll estimate folders (run Video2Roll_inference.py --out {estimates})")
-    if videos:
-        missing = sorted(set(videos) - set(names))
-        if missing:
-            raise AudeoError(f"{folder}: no estimates for video {missing[0]!r}")
-        names = [v for v in names if v in videos]
-    return names
 
 
 ESTIMATE_CHANNELS = ("logit", "onset_logit")      # Roll2Midi input channel c is the sigmoid of this key
@@ -147,6 +126,9 @@ class Roll2MidiDataset(Dataset):
 
     def __len__(self):
         return len(self.index)
+
+    def set_epoch(self, epoch):
+        """Nothing here changes with the epoch (no augmentation); the training loop tells every dataset."""
 
     def positive_fraction(self):
         """The fraction of on cells in the targets (frames x keys), over all videos."""

@@ -4,29 +4,28 @@ In:  --checkpoint MODEL.pt  a Roll2Midi checkpoint (Roll2Midi_train.py best.pt /
      --estimates ESTIMATES  ESTIMATES/estimate_Roll/<split>/<video>/ npz (Video2Roll_inference.py --out)
      --data ROOT            ROOT/midi/<split>/<video>/ reference segments (sustain-extended MIDI)
 Out: one table on stdout, a row per video and stage, then the overall rows (counts pooled over videos):
-       video2roll@0.4   before: Video2Roll probabilities >= --before-threshold (0.4, the original's)
-       roll2midi@0.5    after: generator output >= --threshold (0.5, the original's)
-       roll2midi@T      after, at each --extra-thresholds T (the original also reported 0.4)
+       video2roll@0.4   before: Video2Roll probabilities >= --threshold (0.4, the original's)
+       roll2midi@0.5    after: generator output >= --midi-threshold (0.5, the original's)
+       roll2midi@T      after, at each --extra-midi-thresholds T (the original also reported 0.4)
      with Video2Roll_evaluate's metrics: the original's sklearn per-frame P/R/F1/accuracy, pooled
      frame P/R/F1 and note-level onset and onset+offset P/R/F1. --json FILE writes all of it.
 Scored on the model's keys (51 or 88). Windows are per video and non-overlapping, the last one kept
-(see Roll2Midi_inference.refine_probs); columns a 51-key Video2Roll model did not predict count as
+(see Roll2Midi_net.refine_probs); columns a 51-key Video2Roll model did not predict count as
 probability 0 (see audeo_io.estimate_probs).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from audeo_cli import add_device_arg, resolve_device, run
+from audeo_cli import add_device_arg, add_estimate_args, parser, resolve_device, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, PAPER_N_KEYS, ROLL_THRESHOLD, SPLITS
-from audeo_io import atomic_path
+from audeo_io import atomic_path, list_estimate_videos
 from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table
-from Roll2Midi_dataset import list_estimate_videos, load_pair
-from Roll2Midi_inference import load_generator, refine_probs
+from Roll2Midi_dataset import load_pair
+from Roll2Midi_net import BATCH_SIZE, load_generator, refine_probs
 
-DEFAULTS = dict(split=SPLITS[2], before_threshold=ROLL_THRESHOLD, threshold=MIDI_THRESHOLD, batch_size=16)
+DEFAULTS = dict(split=SPLITS[2], threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, batch_size=BATCH_SIZE)
 BEFORE, AFTER = "video2roll", "roll2midi"
 OVERALL = "overall"
 
@@ -35,14 +34,14 @@ def stage_name(kind, threshold):
     return f"{kind}@{threshold:g}"
 
 
-def before_after(probs, refined, refs, before_threshold=ROLL_THRESHOLD, thresholds=(MIDI_THRESHOLD,)):
+def before_after(probs, refined, refs, threshold=ROLL_THRESHOLD, midi_thresholds=(MIDI_THRESHOLD,)):
     """Rows {video, stage, frames, metrics...}: each video's stages in turn, then the overall rows.
 
     probs: {video: Video2Roll probabilities (T, K)}, refined: {video: generator output (T, K)},
     refs: {video: reference roll (T, K)}.
     """
-    stages = [(stage_name(BEFORE, before_threshold), probs, before_threshold)]
-    stages += [(stage_name(AFTER, t), refined, t) for t in thresholds]
+    stages = [(stage_name(BEFORE, threshold), probs, threshold)]
+    stages += [(stage_name(AFTER, t), refined, t) for t in midi_thresholds]
     per_stage = {name: evaluation_rows({v: p[v] >= t for v in p}, refs) for name, p, t in stages}
     rows = []
     for i in range(len(probs) + 1):
@@ -54,20 +53,16 @@ def before_after(probs, refined, refs, before_threshold=ROLL_THRESHOLD, threshol
 
 def main(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--checkpoint", required=True, help="Roll2Midi checkpoint")
-    p.add_argument("--estimates", required=True,
-                   help="Video2Roll_inference --out folder holding estimate_Roll/<split>/<video>/")
+    add_estimate_args(p, d["split"])
     p.add_argument("--data", required=True, help="dataset root with midi/<split>/<video>/ reference segments")
-    p.add_argument("--split", default=d["split"])
-    p.add_argument("--videos", nargs="*", help="only these videos")
     p.add_argument("--n-keys", type=int, choices=(N_KEYS, PAPER_N_KEYS),
                    help="expected key count (default: the checkpoint's; a different one is an error)")
-    p.add_argument("--before-threshold", type=float, default=d["before_threshold"],
-                   help="threshold on the Video2Roll probabilities")
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="threshold on the generator output")
-    p.add_argument("--extra-thresholds", type=float, nargs="*", default=[],
+    p.add_argument("--threshold", type=float, default=d["threshold"], help="threshold on the Video2Roll probabilities")
+    p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"],
+                   help="threshold on the generator output")
+    p.add_argument("--extra-midi-thresholds", type=float, nargs="*", default=[],
                    help="more thresholds on the generator output (the original also reported 0.4)")
     p.add_argument("--json", help="write every number to this file")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
@@ -82,12 +77,12 @@ def main(argv=None):
         _, probs[video], refs[video] = load_pair(args.estimates, args.data, args.split, video, config.n_keys)
     refined = {v: refine_probs(generator, probs[v], device, args.batch_size, config.frames)
                for v in tqdm(videos, desc="videos", unit="video")}
-    thresholds = [args.threshold] + [t for t in args.extra_thresholds if t != args.threshold]
-    rows = before_after(probs, refined, refs, args.before_threshold, thresholds)
+    thresholds = [args.midi_threshold] + [t for t in args.extra_midi_thresholds if t != args.midi_threshold]
+    rows = before_after(probs, refined, refs, args.threshold, thresholds)
     print(format_table(rows, ["video", "stage", "frames"] + SUMMARY_COLUMNS))
     if args.json:
         result = dict(split=args.split, keys=config.n_keys, checkpoint=str(args.checkpoint),
-                      before_threshold=args.before_threshold, thresholds=thresholds,
+                      threshold=args.threshold, midi_thresholds=thresholds,
                       videos=[r for r in rows if r["video"] != OVERALL],
                       overall={r["stage"]: r for r in rows if r["video"] == OVERALL})
         with atomic_path(args.json) as tmp:

@@ -1,4 +1,5 @@
-"""Roll2Midi networks: the original Audeo generator (a "U-Net" without resampling) and PatchGAN.
+"""Roll2Midi networks: the original Audeo generator (a "U-Net" without resampling) and PatchGAN, and
+running a generator over whole videos (load_generator, refine_probs / refine, write_results).
 
 Shapes:
 - input: (B, 1, n_keys, frames) probabilities in [0, 1], the sigmoid of Video2Roll logits over a
@@ -18,14 +19,22 @@ Deliberate change: the original writes ``nn.BatchNorm2d(c, 0.8)``, whose second 
 is eps, not momentum (the PyTorch-GAN idiom), so it normalises with eps = 0.8. Here eps defaults to
 PyTorch's 1e-5; ``Roll2MidiConfig(original_bn_eps=True)`` restores eps = 0.8, e.g. to run original
 checkpoints exactly as they were trained.
+
+Running a generator: each video is cut into non-overlapping 100-frame windows from its first frame;
+the last window is zero-padded (probability 0) and the padding trimmed again, so no frame is dropped
+(the original dropped an odd last segment) and no window spans two videos.
 """
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from audeo_constants import N_KEYS, ROLL2MIDI_FRAMES
+from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, ROLL2MIDI_FRAMES
+from audeo_io import AudeoError, atomic_dir, decode_roll, float_state, read_torch_file, save_npz, segment_name
+from Roll2Midi_dataset import cut_window, to_model_input, window_starts
 
 ROLL_CHANNELS = 1               # the generator's output and the discriminator's input: one roll
 ORIGINAL_BN_EPS = 0.8           # what BatchNorm2d(c, 0.8) really sets
@@ -35,6 +44,7 @@ DROPOUT = 0.5
 LEAKY_SLOPE = 0.2
 INIT_STD = 0.02
 N_STRIDED = 3                   # discriminator blocks with stride 2
+BATCH_SIZE = 16                 # windows a forward pass in inference (the original's batch)
 
 
 @dataclass
@@ -196,3 +206,89 @@ def build_models(config: Roll2MidiConfig = None) -> tuple:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+_FIRST_WEIGHT = "down1.model.0.weight"      # present in every generator state dict (ours and the original's)
+
+
+def _generator_state(ckpt, path, n_keys):
+    """(config, generator state dict) of this project's checkpoint or the original's."""
+    if isinstance(ckpt, dict) and "config" in ckpt and "generator" in ckpt:
+        try:
+            return Roll2MidiConfig(**ckpt["config"]), ckpt["generator"]
+        except (TypeError, ValueError) as e:
+            raise AudeoError(f"{path}: not a Roll2Midi checkpoint config ({e})") from None
+    state = None
+    if isinstance(ckpt, dict) and _FIRST_WEIGHT in ckpt:                 # the original's bare state dict
+        state = ckpt
+    elif isinstance(ckpt, dict):                                           # the original's .tar: a nested one
+        state = next((v for v in ckpt.values() if isinstance(v, dict) and _FIRST_WEIGHT in v), None)
+    if state is None or not isinstance(state[_FIRST_WEIGHT], torch.Tensor):
+        raise AudeoError(f"{path}: not a Roll2Midi generator checkpoint (no config/generator)")
+    # the original: 51 keys (unless told), BatchNorm eps 0.8, width from the first conv
+    return Roll2MidiConfig(n_keys=n_keys or PAPER_N_KEYS, original_bn_eps=True,
+                           base_channels=int(state[_FIRST_WEIGHT].shape[0])), state
+
+
+def load_generator(path, device="cpu", n_keys=None):
+    """(eval-mode Generator on `device`, its Roll2MidiConfig) from a checkpoint file.
+
+    Reads best.pt/last.pt of Roll2Midi_train.py ({'config', 'generator', ...}) with
+    weights_only=True, or the original's generator state dict (taken as 51 keys, eps 0.8).
+    n_keys, when given, must equal the model's key count. Problems are one-line AudeoErrors.
+    """
+    ckpt = read_torch_file(path)
+    config, state = _generator_state(ckpt, path, n_keys)
+    if n_keys is not None and n_keys != config.n_keys:
+        raise AudeoError(f"{path}: the generator was trained on {config.n_keys} keys, not {n_keys}")
+    generator = Generator(config)
+    try:
+        generator.load_state_dict(float_state(state))
+    except (RuntimeError, AttributeError) as e:
+        raise AudeoError(f"{path}: weights do not fit a Roll2Midi generator of width {config.base_channels} "
+                         f"({str(e).splitlines()[0]})") from None
+    return generator.to(torch.device(device)).eval(), config
+
+
+# ----------------------------------------------------------------------------- refinement
+
+@torch.no_grad()
+def refine_probs(generator, probs, device="cpu", batch_size=BATCH_SIZE, frames=ROLL2MIDI_FRAMES):
+    """Generator probabilities (T, K) float32 for Video2Roll probabilities (T, K), any T.
+
+    Non-overlapping `frames`-long windows from frame 0, the last one zero-padded and trimmed.
+    `probs` must have the generator's key count (its config.n_keys); the generator is put in eval mode.
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim not in (2, 3):
+        raise AudeoError(f"probabilities have shape {probs.shape}, expected (frames, keys[, channels])")
+    generator.eval()
+    device = torch.device(device)
+    starts = window_starts(len(probs), frames, frames)
+    out = np.zeros((len(starts) * frames, probs.shape[1]), np.float32)
+    for b in range(0, len(starts), batch_size):
+        chunk = starts[b:b + batch_size]
+        x = to_model_input([cut_window(probs, s, frames) for s in chunk]).to(device)
+        y = generator(x).float()[:, 0].transpose(1, 2).cpu().numpy()     # (B, frames, K)
+        out[chunk[0]:chunk[-1] + frames] = y.reshape(-1, probs.shape[1])
+    return out[:len(probs)]
+
+
+def refine(generator, probs, device="cpu", batch_size=BATCH_SIZE, threshold=MIDI_THRESHOLD,
+           frames=ROLL2MIDI_FRAMES, onset_threshold=ONSET_THRESHOLD):
+    """Binary roll (T, K) uint8 of the generator's output for `probs` (T, K) or (T, K, 2): output >=
+    threshold; with onset probabilities (the second channel), notes start at their peaks and last while
+    the output holds (audeo_io.decode_roll)."""
+    refined = refine_probs(generator, probs, device, batch_size, frames)
+    if np.ndim(probs) == 3:
+        return decode_roll(refined, np.asarray(probs)[..., 1], threshold, onset_threshold)
+    return (refined >= threshold).astype(np.uint8)
+
+
+def write_results(folder, roll, segments, first_frame):
+    """Write `roll` (frames from `first_frame`) as `midi` segments named like `segments` [(s, e, path)]."""
+    with atomic_dir(folder) as tmp:
+        for start, end, _ in segments:
+            save_npz(Path(tmp) / segment_name(start, end), midi=roll[start - first_frame:end - first_frame])

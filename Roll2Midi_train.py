@@ -8,7 +8,7 @@ Out: OUT/last.pt   full training state (generator, discriminator, both optimizer
                    from it by default
      OUT/best.pt   {config, generator, discriminator, metrics, epoch}: the epoch with the best
                    validation score, (pooled frame F1 + note onset+offset F1) / 2 of the generator output
-                   >= --threshold (with the onset channel, --net '{"in_channels": 2}': notes decoded from
+                   >= --midi-threshold (with the onset channel, --net '{"in_channels": 2}': notes decoded from
                    Video2Roll's onsets and the generator output)
      OUT/log.csv   one row per epoch: train G/D losses, validation G/D losses and metrics, learning rate
 
@@ -24,37 +24,31 @@ batch, which equals two calls (D has instance norm only). One process, or severa
     torchrun --nproc_per_node N Roll2Midi_train.py ...
 (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank trains on its share of every epoch,
 validation metrics are computed over all ranks, and only rank 0 logs and writes. Mixed precision
-on CUDA only.
+on CUDA only. The loop itself (resume, the mid-epoch and epoch-end last.pt, best.pt, the log) is
+audeo_train.fit; on resume every rank restores its own RNG state.
 """
 from __future__ import annotations
-
-import argparse
-import dataclasses
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from audeo_cli import add_device_arg, resolve_device, run
+from audeo_cli import parser, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
-from audeo_io import AudeoError
-from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, merge_over_ranks, net_overrides,
-                         read_torch_file, reduce_sum, rng_state, save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
+from audeo_io import AudeoError, decode_roll
+from audeo_metrics import video_set_metrics
+from audeo_train import Resumable, Stage, add_fit_args, distribute, fit, merge_over_ranks, net_overrides, reduce_sum, unwrap
 from Roll2Midi_dataset import Roll2MidiDataset
 from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
     n_keys=N_KEYS, epochs=300, batch_size=16, lr=5e-4, betas=(0.9, 0.999), patience=2, lr_factor=0.1,
-    stride=SEGMENT_FRAMES, prior_init=True, threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
+    stride=SEGMENT_FRAMES, prior_init=True, midi_threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
 )
 ADV_WEIGHT = 0.001                 # the original's weight of the adversarial term in the G loss
 PIXEL_WEIGHT = 1 - ADV_WEIGHT      # ... and of the pixel-wise MSE to the reference roll
-LAST_KEYS = ("config", "generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler", "scaler",
-             "epoch", "step", "partial", "best_f1", "rng")
 
 
 # ----------------------------------------------------------------------------- data
@@ -123,11 +117,9 @@ def train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, 
 @torch.no_grad()
 def validate(generator, discriminator, val, val_index, args, device, amp):
     """Validation G/D losses and, through audeo_metrics, the figures evaluation reports: each validation
-    video's windows joined again (padding dropped), G(x) >= threshold (or, for a generator with the onset
+    video's windows joined again (padding dropped), G(x) >= --midi-threshold (or, for a generator with the onset
     channel, notes decoded from Video2Roll's onsets and G(x)), pooled frame P/R/F1 and note onset and
     onset+offset F1 over all ranks. `val_score` (the model choice) is (frame F1 + onset+offset F1) / 2."""
-    from audeo_io import decode_roll
-    from audeo_metrics import video_set_metrics
     g, d = unwrap(generator).eval(), unwrap(discriminator).eval()
     g_sum = d_sum = 0.0
     parts = {}                                       # video -> {window start: (output, onset, target)}
@@ -152,7 +144,7 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
             parts.setdefault(v, {})[s] = (o[:n], on[:n], t[:n])
     joined = {v: [np.concatenate([w[s][j] for s in sorted(w)]) for j in range(3)] for v, w in parts.items()}
     two = unwrap(generator).config.in_channels == 2
-    rolls = {v: ((decode_roll(o, on, args.threshold, ONSET_THRESHOLD) if two else o >= args.threshold), t)
+    rolls = {v: ((decode_roll(o, on, args.midi_threshold, ONSET_THRESHOLD) if two else o >= args.midi_threshold), t)
              for v, (o, on, t) in joined.items()}
     rolls = merge_over_ranks({"val": ([r for r, _ in rolls.values()], [t for _, t in rolls.values()])})
     g_sum, d_sum, n = reduce_sum([g_sum, d_sum, len(val_index)], device)
@@ -165,35 +157,6 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
                 val_score=(f1 + onoff) / 2)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def checkpoint_state(generator, discriminator, config, opt_g, opt_d, scheduler, scaler, epoch, step, partial, best,
-                     args):
-    return dict(config=dataclasses.asdict(config), generator=unwrap(generator).state_dict(),
-                discriminator=unwrap(discriminator).state_dict(), optimizer_g=opt_g.state_dict(),
-                optimizer_d=opt_d.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                epoch=epoch, step=step, partial=list(partial), best_f1=best, rng=rng_state(),
-                args={k: list(v) if isinstance(v, tuple) else v for k, v in vars(args).items()})
-
-
-def resume(path, generator, discriminator, opt_g, opt_d, scheduler, scaler, config):
-    """Restore a last.pt; returns (epoch, sample, partial loss sums, best F1)."""
-    ckpt = read_torch_file(path)
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in LAST_KEYS):
-        raise AudeoError(f"{path}: not a Roll2Midi training state (use another --out, or --restart)")
-    if ckpt["config"] != dataclasses.asdict(config):
-        raise AudeoError(f"{path}: checkpoint is for {ckpt['config']}, not this run's {dataclasses.asdict(config)}; "
-                         "use another --out")
-    unwrap(generator).load_state_dict(ckpt["generator"])
-    unwrap(discriminator).load_state_dict(ckpt["discriminator"])
-    opt_g.load_state_dict(ckpt["optimizer_g"])
-    opt_d.load_state_dict(ckpt["optimizer_d"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
-    return ckpt["epoch"], ckpt["step"], ckpt["partial"], ckpt["best_f1"]
-
-
 def make_config(args):
     """Roll2MidiConfig from --n-keys, --original-bn-eps and the --net JSON overrides."""
     try:
@@ -202,100 +165,47 @@ def make_config(args):
         raise AudeoError(f"--net {args.net}: {e}") from None
 
 
-# ----------------------------------------------------------------------------- main loop
+# ----------------------------------------------------------------------------- the stage
 
-def train(args):
-    from tqdm import tqdm
-    device = resolve_device(args.device)
-    rank, world, device = setup_distributed(device)
-    main_rank = rank == 0
+def start(args, device, rank, world, resuming):
+    """The Roll2Midi Stage for audeo_train.fit: generator and discriminator, an Adam each, the plateau
+    schedule on G's validation loss, the data."""
     amp = device.type == "cuda" and not args.no_amp
-    seed_all(args.seed + rank)
     config = make_config(args)
-    out = Path(args.out)
     train_set, val, loader, sampler, val_index = make_loaders(args, config, rank, world)
     generator, discriminator = (m.to(device) for m in build_models(config))
     if args.prior_init:
         init_output_prior(generator, train_set.positive_fraction())
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        generator = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
-        discriminator = nn.parallel.DistributedDataParallel(discriminator, device_ids=ids)
+    generator, discriminator = distribute(generator, device, world), distribute(discriminator, device, world)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=tuple(args.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=tuple(args.betas))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_g, "min", patience=args.patience,
                                                            factor=args.lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    epoch, step, partial, best = 0, 0, [0.0, 0.0, 0], -1.0
-    last = out / "last.pt"
-    if last.exists() and not args.restart:
-        epoch, step, partial, best = resume(last, generator, discriminator, opt_g, opt_d, scheduler, scaler, config)
-        if main_rank:
-            print(f"resumed {last}: epoch {epoch}, sample {step}, best val F1 {best:.4f}")
-    log = CsvLog(out / "log.csv", enabled=main_rank)
-    if main_rank:
-        print(f"training Roll2Midi ({config.n_keys} keys, base {config.base_channels}) on {device} x{world}: "
-              f"{len(train_set)} train windows from {len(train_set.videos)} videos, {len(val)} validation windows")
-
-    def save_last(epoch, step):
-        save_checkpoint(last, **checkpoint_state(generator, discriminator, config, opt_g, opt_d, scheduler, scaler,
-                                                 epoch, step, partial, best, args))
-
-    while epoch < args.epochs:
-        sampler.set_epoch(epoch, start=step)
-        last_save = time.time()
-        bar = tqdm(total=len(sampler.base), initial=step, desc=f"epoch {epoch + 1}/{args.epochs}", unit="window",
-                   disable=not main_rank, unit_scale=world)
-
-        def on_step(n, g_loss, d_loss):
-            nonlocal step, last_save
-            step += n
-            partial[0] += g_loss * n
-            partial[1] += d_loss * n
-            partial[2] += n
-            bar.update(n)
-            bar.set_postfix(g=f"{partial[0] / partial[2]:.4f}", d=f"{partial[1] / partial[2]:.4f}")
-            if args.save_minutes and time.time() - last_save > args.save_minutes * 60:
-                if main_rank:
-                    save_last(epoch, step)
-                last_save = time.time()
-
-        train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device, amp, on_step)
-        bar.close()
-        g_sum, d_sum, n = reduce_sum(partial, device)
-        metrics = validate(generator, discriminator, val, val_index, args, device, amp)
-        scheduler.step(metrics["val_g_loss"])
-        epoch, step, partial = epoch + 1, 0, [0.0, 0.0, 0]
-        improved = metrics["val_score"] > best
-        best = max(best, metrics["val_score"])
-        if main_rank:
-            row = dict(epoch=epoch, train_g_loss=g_sum / max(n, 1), train_d_loss=d_sum / max(n, 1), **metrics,
-                       lr=opt_g.param_groups[0]["lr"])
-            log.write(row)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            if improved:
-                save_checkpoint(out / "best.pt", config=dataclasses.asdict(config),
-                                generator=unwrap(generator).state_dict(),
-                                discriminator=unwrap(discriminator).state_dict(), metrics=metrics, epoch=epoch)
-            save_last(epoch, 0)
-        barrier()
-    cleanup_distributed()
-    return best
+    summary = (f"training Roll2Midi ({config.n_keys} keys, base {config.base_channels}) on {device} x{world}: "
+               f"{len(train_set)} train windows from {len(train_set.videos)} videos, {len(val)} validation windows")
+    return Stage(config=config, models=dict(generator=generator, discriminator=discriminator),
+                 optimizers=dict(optimizer_g=opt_g, optimizer_d=opt_d), scheduler=scheduler, scaler=scaler,
+                 dataset=train_set, sampler=sampler,
+                 train_pass=lambda on_step: train_steps(generator, discriminator, loader, opt_g, opt_d, scaler, device,
+                                                        amp, on_step),
+                 validate=lambda: validate(generator, discriminator, val, val_index, args, device, amp),
+                 summary=summary, loss_names=("train_g_loss", "train_d_loss"), plateau_metric="val_g_loss",
+                 unit="window")
 
 
 def parse_args(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--estimates", required=True,
                    help="Video2Roll_inference --out folder holding estimate_Roll/<split>/<video>/")
     p.add_argument("--data", required=True, help="dataset root with midi/<split>/<video>/ reference segments")
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
+    add_fit_args(p, d, "no mixed precision on CUDA")
     p.add_argument("--n-keys", type=int, default=d["n_keys"], choices=(N_KEYS, PAPER_N_KEYS),
                    help="88 keys or the paper's 51")
     p.add_argument("--net", default="", help='JSON overrides of Roll2MidiConfig (e.g. {"base_channels": 8})')
     p.add_argument("--original-bn-eps", action="store_true", help="BatchNorm eps 0.8 as the original")
-    p.add_argument("--epochs", type=int, default=d["epochs"])
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate of G and D")
     p.add_argument("--betas", type=float, nargs=2, default=d["betas"], help="Adam betas of G and D")
@@ -304,20 +214,15 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, default=d["stride"],
                    help="frames between training windows (50 = the original's overlapping segment pairs)")
     p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
-    p.add_argument("--threshold", type=float, default=d["threshold"], help="on the generator output, for val F1")
+    p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"],
+                   help="on the generator output, for the validation metrics")
     p.add_argument("--original-init", dest="prior_init", action="store_false",
                    help="start the output at 0.5 as the original (default: at the targets' mean, see init_output_prior)")
-    p.add_argument("--workers", type=int, default=d["workers"], help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")
-    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    add_device_arg(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    train(parse_args(argv))
+    fit(parse_args(argv), start)
 
 
 if __name__ == "__main__":

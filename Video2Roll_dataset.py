@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FRAME_STORE_DIR, FRAMES_DIR, KEYDOWN_LABELS_DIR, LABELS_DIR,
-                             N_KEYS, PAPER_MIN_KEY, PAPER_N_KEYS, REFERENCE_DIR, STACK_RADIUS)
-from audeo_io import AudeoError, atomic_path, load_labels
+                             N_KEYS, REFERENCE_DIR, STACK_RADIUS)
+from audeo_io import AudeoError, atomic_path, key_slice, load_labels, select_videos
 
 DEFAULT_DRAWS_PER_EPOCH = 20000     # the original's balanced sampler: 20,000 draws per epoch
 
@@ -81,15 +81,6 @@ def _affine(x, scale_x, dx, dy):
                                     borderMode=cv2.BORDER_REPLICATE) for f in x])
 
 
-def key_slice(n_keys):
-    """Columns of the 88-key roll a model with `n_keys` outputs predicts."""
-    if n_keys == N_KEYS:
-        return slice(0, N_KEYS)
-    if n_keys == PAPER_N_KEYS:
-        return slice(PAPER_MIN_KEY, PAPER_MIN_KEY + PAPER_N_KEYS)
-    raise AudeoError(f"n_keys={n_keys}: only {N_KEYS} or {PAPER_N_KEYS} (the paper's range) are supported")
-
-
 def stack_indices(t, n_frames):
     """Frames t-2..t+2, clipped to the video (edge frames repeated)."""
     return np.clip(np.arange(t - STACK_RADIUS, t + STACK_RADIUS + 1), 0, n_frames - 1)
@@ -105,6 +96,17 @@ def list_videos(root, split):
     if images.is_dir():
         return sorted(p.name for p in images.iterdir() if p.is_dir())
     raise AudeoError(f"{root}: no frames for split '{split}' (expected {store} or {images})")
+
+
+def dataset_videos(root, split, videos=None):
+    """list_videos of a split, only `videos` if given (each must be there)."""
+    return select_videos(list_videos(root, split), videos, f"{root} ({split})")
+
+
+def first_label_frame(root, split, video):
+    """Frame number of a video's first label (the original's frame numbering), 0 without labels."""
+    path = Path(root) / LABELS_DIR / split / f"{video}.pkl"
+    return int(load_labels(path)[0][0]) if path.is_file() else 0
 
 
 def load_frames(root, split, video):
@@ -279,11 +281,11 @@ class SequenceDataset(Dataset):
         return torch.from_numpy(x[:len(ids)]), torch.from_numpy(np.ascontiguousarray(ref)), torch.from_numpy(y)
 
 
-class WindowSampler(Sampler):
-    """`draws` items a epoch drawn uniformly with replacement; deterministic in (seed, epoch, rank)."""
+class _DrawSampler(Sampler):
+    """`draws` samples an epoch, deterministic in (seed, epoch, rank); each of `world_size` ranks draws its share."""
 
-    def __init__(self, n_items, draws, seed=0, rank=0, world_size=1):
-        self.n, self.draws, self.seed, self.rank, self.world = n_items, draws, seed, rank, world_size
+    def __init__(self, draws, seed=0, rank=0, world_size=1):
+        self.draws, self.seed, self.rank, self.world = draws, seed, rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -292,12 +294,20 @@ class WindowSampler(Sampler):
     def __len__(self):
         return self.draws // self.world
 
+
+class WindowSampler(_DrawSampler):
+    """`draws` items a epoch drawn uniformly with replacement; deterministic in (seed, epoch, rank)."""
+
+    def __init__(self, n_items, draws, seed=0, rank=0, world_size=1):
+        super().__init__(draws, seed, rank, world_size)
+        self.n = n_items
+
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
         return iter(rng.integers(self.n, size=len(self)).tolist())
 
 
-class MultilabelBalancedSampler(Sampler):
+class MultilabelBalancedSampler(_DrawSampler):
     """The original's balanced sampler: each draw picks a key bucket (or the silent bucket) uniformly,
     then a sample uniformly from it. Empty buckets are skipped (the original crashed on them).
 
@@ -309,14 +319,7 @@ class MultilabelBalancedSampler(Sampler):
         buckets = [np.flatnonzero(labels[:, k]) for k in range(labels.shape[1])]
         buckets.append(np.flatnonzero(~labels.any(1)))
         self.buckets = [b for b in buckets if len(b)]
-        self.draws, self.seed, self.rank, self.world = draws, seed, rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return self.draws // self.world
+        super().__init__(draws, seed, rank, world_size)
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch, self.rank])

@@ -16,18 +16,19 @@ from onsets and frames (the estimates' `roll`). A 51-key model is scored on its 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from audeo_cli import add_device_arg, resolve_device, run
-from audeo_constants import (ESTIMATE_DIR, KEYDOWN_LABELS_DIR, N_KEYS, ROLL_THRESHOLD, SPLITS,
-                             is_white_key)
-from audeo_io import AudeoError, atomic_path, estimate_probs, load_labels, read_segments
+from audeo_cli import add_device_arg, parser, resolve_device, run
+from audeo_constants import ESTIMATE_DIR, KEYDOWN_LABELS_DIR, N_KEYS, ROLL_THRESHOLD, SPLITS, is_white_key
+from audeo_io import (AudeoError, atomic_path, estimate_folder, estimate_probs, key_slice, list_estimate_videos,
+                      load_labels, read_segments, sigmoid)
 from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table, video_set_metrics
+from Video2Roll_dataset import dataset_videos, load_frames
+from Video2Roll_net import estimate_arrays, load_model, video_outputs
 
 DEFAULTS = dict(split=SPLITS[2], threshold=None, onset_threshold=None, batch_size=32,   # None: the model's
                 sweep=tuple(np.round(np.arange(0.1, 0.91, 0.05), 2)))
@@ -46,26 +47,20 @@ class Prediction:
 def model_predictions(checkpoint, root, split, videos, batch_size, device, threshold, onset_threshold, n_keys=None):
     """{video: Prediction} from running a checkpoint on a dataset split; and the model's key columns."""
     from tqdm import tqdm
-    from Video2Roll_dataset import load_frames
-    from Video2Roll_inference import estimate_arrays
-    from Video2Roll_net import iter_outputs, key_columns, load_model
     model, config = load_model(checkpoint, device, n_keys=n_keys)
-    cols = key_columns(config)
+    cols = key_slice(config.n_keys)
     preds = {}
     for video in tqdm(videos, desc="videos", unit="video"):
-        out = list(iter_outputs(model, load_frames(root, split, video), batch_size, device))
-        arrays = estimate_arrays(np.stack([o for o, _ in out]), np.array([bool(h) for _, h in out]), config,
-                                 threshold, onset_threshold)
-        preds[video] = Prediction(1 / (1 + np.exp(-arrays["logit"][:, cols.start:cols.stop])),
-                                  arrays["roll"][:, cols.start:cols.stop] > 0,
+        logits, hands = video_outputs(model, load_frames(root, split, video), batch_size, device, source=video)
+        arrays = estimate_arrays(logits, hands, config, threshold, onset_threshold)
+        preds[video] = Prediction(sigmoid(arrays["logit"][:, cols]), arrays["roll"][:, cols] > 0,
                                   arrays["hand"][:, 0] > 0 if "hand" in arrays else None)
-    return preds, cols
+    return preds, range(N_KEYS)[cols]
 
 
 def estimate_predictions(folder, videos, n_keys, threshold):
     """{video: Prediction} from estimate_Roll npz (88 wide, the model's keys used). Frame models are
     thresholded at `threshold`; sequence models (with `onset_logit`) keep their decoded `roll`."""
-    from Video2Roll_dataset import key_slice
     cols = key_slice(n_keys)
     preds = {}
     for video in videos:
@@ -75,7 +70,7 @@ def estimate_predictions(folder, videos, n_keys, threshold):
         roll = read_segments(Path(folder) / video, "roll")[1][:, cols] > 0 if sequence else probs >= threshold
         hands = read_segments(Path(folder) / video, "hand")[1][:, 0] > 0 if _has(Path(folder) / video, "hand") else None
         preds[video] = Prediction(probs, roll, hands)
-    return preds, range(cols.start, cols.stop)
+    return preds, range(N_KEYS)[cols]
 
 
 def _has(folder, key):
@@ -132,8 +127,7 @@ def sweep(preds, refs, thresholds):
 
 def main(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--data", required=True, help="dataset root with labels/<split>/")
     p.add_argument("--split", default=d["split"])
     p.add_argument("--videos", nargs="*", help="only these videos")
@@ -151,17 +145,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.estimates):
         p.error("give either --checkpoint or --estimates")
-    from Video2Roll_inference import dataset_videos
     if args.checkpoint:
         videos = dataset_videos(args.data, args.split, args.videos)
         preds, columns = model_predictions(args.checkpoint, args.data, args.split, videos, args.batch_size,
                                            resolve_device(args.device), args.threshold, args.onset_threshold,
                                            args.n_keys)
     else:
-        folder = Path(args.estimates) / ESTIMATE_DIR / args.split
-        videos = args.videos or sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-        if not videos:
-            raise AudeoError(f"{folder}: no estimate folders")
+        folder = estimate_folder(args.estimates, args.split)
+        videos = list_estimate_videos(args.estimates, args.split, args.videos)
         threshold = ROLL_THRESHOLD if args.threshold is None else args.threshold
         preds, columns = estimate_predictions(folder, videos, args.n_keys or N_KEYS, threshold)
     refs = reference_rolls(args.data, args.split, preds, columns, args.labels)

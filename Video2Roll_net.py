@@ -4,7 +4,7 @@ In:  (B, STACK_FRAMES, CROP_HEIGHT, CROP_WIDTH) = (B, 5, 100, 900) float in [0, 
      grayscale keyboard crop of frame t-2+i (t-2 .. t+2), the original's input without mean/std.
 Out: (B, n_keys) logits for frame t, no sigmoid (apply it outside, as the original did). n_keys is 88
      (all keys, column 0 = A0) or 51 (the paper's keys, MIDI 36..86 = 88-key columns 15..65);
-     `outputs_to_88` places either into 88 columns.
+     audeo_io.to_88_keys places either into 88 columns.
 
 Two architectures share that contract:
   'paper'  PaperVideo2Roll, the original Video2RollNet exactly (ResNet-18 + FTB/FRB attention,
@@ -14,6 +14,11 @@ Two architectures share that contract:
            trunk collapses the height while keeping horizontal resolution, a dilated 1D residual
            stack runs along the keyboard, and each key pools the width axis with its own learned
            (content-adaptive) attention before a per-key classifier.
+A 'seq' config adds the reference-keyboard channel and a temporal head (frame, onset, offset outputs).
+
+Running a model: load_model reads a checkpoint; iter_outputs / video_outputs run it over a stream of
+crops (the one path every script takes from a video or a frame store to Video2Roll outputs);
+estimate_arrays / write_estimates turn the outputs into the original's estimate_Roll segments.
 """
 from __future__ import annotations
 
@@ -26,11 +31,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
-from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_MIN_KEY,
-                             PAPER_N_KEYS, ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
+from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS,
+                             ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
+from audeo_io import AudeoError, atomic_dir, decode_roll, key_slice, read_torch_file, sigmoid, to_88_keys, write_segments
 
 ARCHS = ("paper", "fast")
 HEADS = ("frame", "onset", "offset")      # a sequence model's outputs, in this order
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}    # inference precisions: autocast dtype (None: fp32)
 
 
 @dataclass(frozen=True)
@@ -117,32 +124,7 @@ def preset(name, **overrides):
     return replace(PRESETS[name], **overrides)
 
 
-# --------------------------------------------------------------------------- key range
-
-def first_key(config):
-    """88-key column of the model's output 0: 0 for 88 keys, PAPER_MIN_KEY (15) for 51."""
-    return 0 if config.n_keys == N_KEYS else PAPER_MIN_KEY
-
-
-def key_columns(config):
-    """The 88-key columns covered by the model's outputs, as a range."""
-    return range(first_key(config), first_key(config) + config.n_keys)
-
-
-def outputs_to_88(values, config, fill=0):
-    """(..., n_keys) numpy array or tensor -> (..., 88), other columns set to `fill`.
-
-    The original wrote 0 outside the paper keys in both `logit` and `roll` of its estimate npz.
-    """
-    cols = key_columns(config)
-    shape = tuple(values.shape[:-1]) + (N_KEYS,)
-    if isinstance(values, torch.Tensor):
-        full = torch.full(shape, fill, dtype=values.dtype, device=values.device)
-    else:
-        full = np.full(shape, fill, dtype=values.dtype)
-    full[..., cols.start:cols.stop] = values
-    return full
-
+# --------------------------------------------------------------------------- key positions
 
 def key_centres(config):
     """Nominal horizontal centre of each output key as a fraction of the keyboard width.
@@ -151,7 +133,7 @@ def key_centres(config):
     only to initialise the fast net's key attention, which is learned afterwards.
     """
     centres = []
-    for k in key_columns(config):
+    for k in range(N_KEYS)[key_slice(config.n_keys)]:
         whites_before = sum(is_white_key(j) for j in range(k))
         centres.append((whites_before + (0.5 if is_white_key(k) else 0.0)) / N_WHITE_KEYS)
     return torch.tensor(centres)
@@ -518,16 +500,16 @@ class KeySubset(nn.Module):
     def __init__(self, model, config):
         super().__init__()
         self.model, self.config = model, config
-        self.first = first_key(config)
+        self.keys = key_slice(config.n_keys)
 
     def forward(self, *inputs):
-        return self.model(*inputs)[..., self.first:self.first + self.config.n_keys]
+        return self.model(*inputs)[..., self.keys]
 
     def encode_frames(self, x):
         return self.model.encode_frames(x)
 
     def head(self, logits, pooled):
-        return self.model.head(logits, pooled)[..., self.first:self.first + self.config.n_keys]
+        return self.model.head(logits, pooled)[..., self.keys]
 
 
 def load_compatible(model, state):
@@ -562,7 +544,6 @@ def load_compatible(model, state):
 
 def _config_from_checkpoint(ckpt, path):
     """(config, state_dict) from an Audeo checkpoint {config, model} or the original's bare state_dict."""
-    from audeo_io import AudeoError
     if isinstance(ckpt, dict) and "config" in ckpt and "model" in ckpt:
         fields = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
                   for k, v in ckpt["config"].items()}
@@ -583,8 +564,6 @@ def load_model(path, device="cpu", n_keys=None, fuse=True):
     model returns only the paper's keys (config.n_keys becomes 51); asking a 51-key model for 88
     is an error. fuse=True returns `inference_model` (BN folded; channels-last on CPU).
     """
-    from audeo_io import AudeoError
-    from audeo_train import read_torch_file
     ckpt = read_torch_file(path)
     config, state = _config_from_checkpoint(ckpt, path)
     model = build_model(config)
@@ -685,12 +664,6 @@ def operating_point(config, threshold=None, onset_threshold=None):
             config.onset_threshold if onset_threshold is None else onset_threshold)
 
 
-def iter_logits(model, frames, batch_size=32, device="cpu", dtype=None):
-    """The frame output's (n_keys,) float32 logits for each frame of a uint8 (H, W) frame stream."""
-    for logits, _ in iter_outputs(model, frames, batch_size, device, dtype):
-        yield logits[0]
-
-
 def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=200):
     """Run a Video2Roll model over a stream of uint8 (H, W) crops at 25 fps.
 
@@ -750,3 +723,44 @@ def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=20
     if base + len(logits) > done:
         for row in run(base + len(logits)):
             yield row, pop_hand()
+
+
+def video_outputs(model, crops, batch_size=32, device="cpu", dtype=None, source="video"):
+    """A whole stream of crops through iter_outputs: (logits float32 (T, n_heads, n_keys), hand over the
+    keys bool (T,)); a stream with no frames is a one-line error naming `source`."""
+    rows, hands = [], []
+    for logits, hand in iter_outputs(model, crops, batch_size, device, dtype):
+        rows.append(logits)
+        hands.append(bool(hand))
+    if not rows:
+        raise AudeoError(f"{source}: no frames could be decoded")
+    return np.stack(rows), np.array(hands)
+
+
+# --------------------------------------------------------------------------- estimate_Roll segments
+
+def estimate_arrays(logits, hands, config, threshold=None, onset_threshold=None):
+    """{npz key: (T, 88) array} of a video's logits (T, n_heads, n_keys) and hand flags (T,); thresholds
+    default to the model's operating point. `roll` is sigmoid(logit) >= threshold for a frame model, and
+    the notes decoded from onsets and frames (audeo_io.decode_roll) for a sequence model, which also has
+    `onset_logit`, `offset_logit` and (with the reference channel) `hand` (1 where a hand is over the keys)."""
+    threshold, onset_threshold = operating_point(config, threshold, onset_threshold)
+    probs = sigmoid(logits)
+    if config.is_sequence:
+        roll = decode_roll(probs[:, 0], probs[:, 1], threshold, onset_threshold)
+    else:
+        roll = (probs[:, 0] >= threshold).astype(np.uint8)
+    arrays = dict(logit=to_88_keys(logits[:, 0].astype(np.float32)), roll=to_88_keys(roll))
+    if config.is_sequence:
+        arrays.update(onset_logit=to_88_keys(logits[:, 1].astype(np.float32)),
+                      offset_logit=to_88_keys(logits[:, 2].astype(np.float32)))
+    if config.reference:
+        arrays["hand"] = hands.astype(np.uint8)[:, None]
+    return arrays
+
+
+def write_estimates(folder, logits, hands, config, threshold=None, onset_threshold=None, first_frame=0):
+    """Write a video's estimate_Roll segments (estimate_arrays) into `folder`, atomically."""
+    with atomic_dir(folder) as tmp:
+        write_segments(tmp, first_frame=first_frame, **estimate_arrays(logits, hands, config, threshold,
+                                                                         onset_threshold))

@@ -20,16 +20,14 @@ model chosen by validation F1, not loss. Mixed precision where it pays: fp16 aut
 CPUs with AMX tiles (about 3x faster there), fp32 elsewhere or with --no-amp. One process, or several with
     torchrun --nproc_per_node N Video2Roll_train.py ...
 (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each rank trains on its share of every epoch,
-validation metrics are computed over all ranks, and only rank 0 logs and writes.
+validation metrics are computed over all ranks, and only rank 0 logs and writes. The loop itself (resume, the
+mid-epoch and epoch-end last.pt, best.pt, the log) is audeo_train.fit; on resume every rank restores its
+own RNG state.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
 import itertools
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +35,15 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from audeo_cli import add_device_arg, resolve_device, run
+from audeo_cli import parser, run
 from audeo_constants import DECODING_GRID, KEYDOWN_LABELS_DIR, ROLL_THRESHOLD, SPLITS
-from audeo_io import AudeoError
-from audeo_train import (CsvLog, Resumable, barrier, cleanup_distributed, float_state_dict, load_checkpoint,
-                         merge_over_ranks, mixed_precision_dtype, net_overrides, reduce_sum, rng_state,
-                         save_checkpoint, seed_all, set_rng_state, setup_distributed, unwrap)
+from audeo_io import AudeoError, decode_roll, float_state, key_slice, load_labels, sigmoid
+from audeo_metrics import frame_counts, prf, video_set_metrics
+from audeo_train import (Resumable, Stage, add_fit_args, distribute, fit, load_checkpoint, merge_over_ranks,
+                         mixed_precision_dtype, net_overrides, reduce_sum, unwrap)
 from Video2Roll_dataset import (DEFAULT_DRAWS_PER_EPOCH, Augment, MultilabelBalancedSampler, SequenceDataset,
-                                Video2RollDataset, WindowSampler, list_videos, load_frames)
-from Video2Roll_net import HEADS, PRESETS, build_model, load_compatible, preset
+                                Video2RollDataset, WindowSampler, list_videos, load_frames, note_targets)
+from Video2Roll_net import PRESETS, build_model, load_compatible, preset, video_outputs
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
@@ -150,7 +148,6 @@ def validate(model, val, val_index, args, device, amp):
     Frame models: pooled frame P/R/F1 over evenly spaced validation frames. Sequence models: whole
     runs of each validation video through the streaming inference, notes decoded from onsets and
     frames; `val_score` (the model choice) is the mean over roots of (frame F1 + note-onset F1) / 2."""
-    from audeo_metrics import frame_counts, prf
     if unwrap(model).config.is_sequence:
         return validate_sequences(model, val, args, device, amp)
     probs, labels, loss = predict(unwrap(model), val, val_index, args.batch_size, device, amp)
@@ -165,10 +162,6 @@ def validate(model, val, val_index, args, device, amp):
 def validate_sequences(model, videos, args, device, amp):
     """validate() for sequence models; decodes at every DECODING_GRID point (or the given thresholds) and
     reports the best one, which best.pt keeps as the model's operating point."""
-    from audeo_io import decode_roll, load_labels
-    from audeo_metrics import video_set_metrics
-    from Video2Roll_dataset import key_slice, note_targets
-    from Video2Roll_net import iter_outputs
     net = unwrap(model)
     net.eval()
     cols = key_slice(net.config.n_keys)
@@ -177,13 +170,13 @@ def validate_sequences(model, videos, args, device, amp):
         crops = load_frames(root, args.val_split, video)[:frames]
         _, roll = load_labels(Path(root) / args.labels / args.val_split / f"{video}.pkl")
         target = note_targets(roll[:len(crops), cols])
-        logits = np.stack([o for o, _ in iter_outputs(net, crops, args.batch_size, device, amp)]).transpose(1, 0, 2)
+        logits = video_outputs(net, crops, args.batch_size, device, amp, source=video)[0].transpose(1, 0, 2)
         loss += sum(w * float(nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(logits[h]),
                                                                              torch.from_numpy(target[h]), reduction="sum"))
                     for h, w in enumerate(args.loss_weights)) / target.shape[2]
         count += len(crops)
         per_root.setdefault(str(root), ([], []))
-        per_root[str(root)][0].append((1 / (1 + np.exp(-logits[:2]))).astype(np.float32))    # frame, onset
+        per_root[str(root)][0].append(sigmoid(logits[:2]).astype(np.float32))    # frame, onset
         per_root[str(root)][1].append(target[0].astype(np.uint8))
     per_root = merge_over_ranks(per_root)
     out = dict(val_loss=reduce_sum([loss, count], device))
@@ -205,129 +198,65 @@ def validate_sequences(model, videos, args, device, amp):
     return {**out, **best}
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def checkpoint_state(model, config, optimizer, scheduler, scaler, epoch, step, partial, best, args):
-    return dict(config=dataclasses.asdict(config), model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), epoch=epoch, step=step,
-                partial=list(partial), best_f1=best, rng=rng_state(), args=vars(args).copy())
-
+# ----------------------------------------------------------------------------- the stage
 
 OPERATING_POINT = ("frame_threshold", "onset_threshold")     # config fields that are not the network
 
 
-def resume(path, model, optimizer, scheduler, scaler, config):
-    """Restore a last.pt; returns (epoch, step, partial loss sums, best F1)."""
-    ckpt = load_checkpoint(path)
-    network = lambda c: {k: v for k, v in c.items() if k not in OPERATING_POINT}
-    if network(ckpt["config"]) != network(dataclasses.asdict(config)):
-        raise AudeoError(f"{path}: checkpoint is for {ckpt['config']['arch']}/{ckpt['config']['n_keys']} keys, "
-                         f"not this run's {config.arch}/{config.n_keys}; use another --out")
-    unwrap(model).load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
-    return ckpt["epoch"], ckpt["step"], ckpt["partial"], ckpt["best_f1"]
-
-
-# ----------------------------------------------------------------------------- main loop
-
-def train(args):
-    from tqdm import tqdm
-    device = resolve_device(args.device)
-    rank, world, device = setup_distributed(device)
-    main_rank = rank == 0
+def start(args, device, rank, world, resuming):
+    """The Video2Roll Stage for audeo_train.fit: --preset/--net, Adam, the plateau schedule on the validation
+    loss, the data; --init (when not resuming) starts from another checkpoint's weights."""
     amp = mixed_precision_dtype(device, enabled=not args.no_amp)
-    seed_all(args.seed + rank)
     config = preset(args.preset, n_keys=args.n_keys, **net_overrides(args.net))
-    out = Path(args.out)
     train_set, val, loader, sampler, val_index = make_loaders(args, config, rank, world)
     model = build_model(config).to(device, memory_format=torch.channels_last)   # faster convs on CPU and GPU
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model = distribute(model, device, world)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=args.patience,
                                                            factor=args.lr_factor)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)   # bf16 needs no loss scaling
-    epoch, step, partial, best = 0, 0, [0.0, 0], -1.0
-    last = out / "last.pt"
-    if last.exists() and not args.restart:
-        epoch, step, partial, best = resume(last, model, optimizer, scheduler, scaler, config)
-        if main_rank:
-            print(f"resumed {last}: epoch {epoch}, sample {step}, best validation score {best:.4f}")
-    elif args.init:
-        init = load_checkpoint(args.init)
-        try:
-            fresh = load_compatible(unwrap(model), float_state_dict(init["model"]))
-        except ValueError as e:
-            raise AudeoError(f"{args.init}: --init checkpoint does not fit --preset/--net/--n-keys ({e})") from None
-        if main_rank and fresh:
-            print(f"--init {args.init}: {len(fresh)} tensors keep their initial values ({fresh[0]} ...)")
-    log = CsvLog(out / "log.csv", enabled=main_rank)
-    if main_rank:
-        n_val = sum(n for *_, n in val) * world if val_index is None else len(val_index) * world
-        print(f"training {args.preset} ({config.n_keys} keys) on {device} x{world} ({amp or torch.float32}): "
-              f"{len(train_set)} training {'runs' if config.is_sequence else 'frames'}, "
-              f"about {n_val} validation frames")
-    while epoch < args.epochs:
-        sampler.set_epoch(epoch, start=step)
-        train_set.set_epoch(epoch)                           # a new augmentation draw every epoch
-        last_save = time.time()
-        bar = tqdm(total=len(sampler.base), initial=step, desc=f"epoch {epoch + 1}/{args.epochs}", unit="sample",
-                   disable=not main_rank, unit_scale=world)
+    if args.init and not resuming:
+        start_from(unwrap(model), args.init, rank == 0)
+    n_val = sum(n for *_, n in val) * world if val_index is None else len(val_index) * world
+    summary = (f"training {args.preset} ({config.n_keys} keys) on {device} x{world} ({amp or torch.float32}): "
+               f"{len(train_set)} training {'runs' if config.is_sequence else 'frames'}, "
+               f"about {n_val} validation frames")
 
-        def on_step(n, loss):
-            nonlocal step, last_save
-            step += n
-            partial[0] += loss * n
-            partial[1] += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{partial[0] / partial[1]:.4f}")
-            if args.save_minutes and time.time() - last_save > args.save_minutes * 60:
-                if main_rank:
-                    save_checkpoint(last, **checkpoint_state(model, config, optimizer, scheduler, scaler, epoch,
-                                                             step, partial, best, args))
-                last_save = time.time()
+    def best_config(metrics):                     # a sequence model keeps the operating point validation chose
+        point = {k: metrics[f"val_{k}"] for k in OPERATING_POINT} if config.is_sequence else {}
+        return dataclasses.asdict(dataclasses.replace(config, **point))
 
-        train_steps(model, loader, optimizer, scaler, device, amp, on_step, args.loss_weights)
-        bar.close()
-        train_loss = reduce_sum([partial[0], partial[1]], device)
-        metrics = validate(model, val, val_index, args, device, amp)
-        scheduler.step(metrics["val_loss"])
-        epoch, step, partial = epoch + 1, 0, [0.0, 0]
-        improved = metrics["val_score"] > best
-        best = max(best, metrics["val_score"])
-        if main_rank:
-            row = dict(epoch=epoch, train_loss=train_loss[0] / max(train_loss[1], 1), **metrics,
-                       lr=optimizer.param_groups[0]["lr"])
-            log.write(row)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            if improved:
-                point = dict(frame_threshold=metrics["val_frame_threshold"],
-                             onset_threshold=metrics["val_onset_threshold"]) if config.is_sequence else {}
-                save_checkpoint(out / "best.pt", config=dataclasses.asdict(dataclasses.replace(config, **point)),
-                                model=unwrap(model).state_dict(), metrics=metrics, epoch=epoch)
-            save_checkpoint(last, **checkpoint_state(model, config, optimizer, scheduler, scaler, epoch, 0,
-                                                     partial, best, args))
-        barrier()
-    cleanup_distributed()
-    return best
+    return Stage(config=config, models=dict(model=model), optimizers=dict(optimizer=optimizer), scheduler=scheduler,
+                 scaler=scaler, dataset=train_set, sampler=sampler,
+                 train_pass=lambda on_step: train_steps(model, loader, optimizer, scaler, device, amp, on_step,
+                                                        args.loss_weights),
+                 validate=lambda: validate(model, val, val_index, args, device, amp), summary=summary,
+                 best_config=best_config, resume_ignores=OPERATING_POINT)
+
+
+def start_from(model, path, verbose):
+    """--init: `model` starts from the weights of the checkpoint at `path` (see Video2Roll_net.load_compatible)."""
+    init = load_checkpoint(path)
+    try:
+        fresh = load_compatible(model, float_state(init["model"]))
+    except ValueError as e:
+        raise AudeoError(f"{path}: --init checkpoint does not fit --preset/--net/--n-keys ({e})") from None
+    if verbose and fresh:
+        print(f"--init {path}: {len(fresh)} tensors keep their initial values ({fresh[0]} ...)")
 
 
 def parse_args(argv=None):
     d = DEFAULTS
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--data", required=True, nargs="+", help="dataset root(s) (original layout)")
     p.add_argument("--repeat", type=int, nargs="*", help="per root: how many times its training videos are listed")
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
+    add_fit_args(p, d, "train in fp32 (default: fp16 autocast on CUDA, bf16 on CPUs with AMX)")
     p.add_argument("--preset", default=d["preset"], choices=sorted(PRESETS), help="network")
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning); ignored when resuming")
     p.add_argument("--net", default="", help="JSON overrides of the preset's config fields (e.g. tiny test nets)")
     p.add_argument("--n-keys", type=int, default=d["n_keys"], choices=(88, 51), help="88 keys or the paper's 51")
     p.add_argument("--labels", default=d["labels"], help="label folder: labels (sustain) or labels_keydown")
-    p.add_argument("--epochs", type=int, default=d["epochs"])
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--lr", type=float, default=d["lr"])
     p.add_argument("--patience", type=int, default=d["patience"], help="ReduceLROnPlateau patience (epochs)")
@@ -347,17 +276,11 @@ def parse_args(argv=None):
     p.add_argument("--length", type=int, default=d["length"], help="sequence models: frames per training run")
     p.add_argument("--loss-weights", type=float, nargs=3, default=d["loss_weights"],
                    metavar=("FRAME", "ONSET", "OFFSET"), help="sequence models: weight of each output's BCE")
-    p.add_argument("--workers", type=int, default=d["workers"], help="DataLoader worker processes")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--save-minutes", type=float, default=d["save_minutes"], help="mid-epoch last.pt interval")
-    p.add_argument("--restart", action="store_true", help="ignore an existing last.pt")
-    p.add_argument("--no-amp", action="store_true", help="train in fp32 (default: fp16 autocast on CUDA, bf16 on CPUs with AMX)")
-    add_device_arg(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    train(parse_args(argv))
+    fit(parse_args(argv), start)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@
 Base values are typed once; everything else is derived from them. Key indices are 0-based
 positions in the 88-key roll (index 0 = A0 = MIDI 21), as in the original's label vectors.
 """
+from pathlib import Path
 
 # --- time -----------------------------------------------------------------------------------
 FPS = 25                      # video frame rate of every roll (the original's 25 fps)
 SAMPLE_RATE = 16000           # audio sample rate of synthesised wavs (the original's 16 kHz)
-FRAME_SECONDS = 1.0 / FPS     # 0.04 s per roll frame
 
 # --- keyboard -------------------------------------------------------------------------------
 N_KEYS = 88
@@ -19,7 +19,6 @@ PAPER_MIN_KEY = 15
 PAPER_MAX_KEY = 65
 PAPER_N_KEYS = PAPER_MAX_KEY - PAPER_MIN_KEY + 1          # 51
 PAPER_MIDI_LOW = MIDI_LOW + PAPER_MIN_KEY                 # 36
-PAPER_MIDI_HIGH = MIDI_LOW + PAPER_MAX_KEY                # 86
 
 # White keys among the 12 pitch classes (C=0). The 88-key piano has 52 white keys.
 WHITE_PITCH_CLASSES = (0, 2, 4, 5, 7, 9, 11)
@@ -27,7 +26,6 @@ N_WHITE_KEYS = sum((MIDI_LOW + k) % 12 in WHITE_PITCH_CLASSES for k in range(N_K
 
 # --- segments and windows -------------------------------------------------------------------
 SEGMENT_FRAMES = 50           # one npz segment = 2 s of roll
-SEGMENT_SECONDS = SEGMENT_FRAMES * FRAME_SECONDS
 ROLL2MIDI_SEGMENTS = 2        # Roll2Midi works on two segments at a time
 ROLL2MIDI_FRAMES = ROLL2MIDI_SEGMENTS * SEGMENT_FRAMES    # 100 frames = 4 s
 
@@ -55,7 +53,7 @@ HAND_FRACTION = 0.003                 # a frame "has a hand over the keys" when 
 ROLL_THRESHOLD = 0.4          # the original's threshold on sigmoid(logit) for Video2Roll
 ONSET_THRESHOLD = 0.5         # a sequence model's onset output: a note starts at a peak at least this high
 # operating points a sequence model's validation tries (frame thresholds x onset thresholds)
-DECODING_GRID = ((0.3, 0.4, 0.5), (0.15, 0.2, 0.3, 0.4, 0.5))
+DECODING_GRID = ((0.3, 0.4, 0.5), (0.1, 0.15, 0.2, 0.3, 0.4, 0.5))
 MIDI_THRESHOLD = 0.5          # the original's threshold on the Roll2Midi generator output
 ONSET_TOLERANCE = 0.05        # mir_eval's note-onset tolerance, seconds (a 25 fps frame is 0.04 s)
 WIDE_ONSET_TOLERANCES = (0.1, 0.15)   # also reported: the tolerances other video papers use
@@ -79,13 +77,14 @@ MIDI_DIR = "midi"                 # <root>/midi/<split>/<video>/<start>-<end>.np
 ESTIMATE_DIR = "estimate_Roll"    # Video2Roll output npz (logit, roll)
 ROLL2MIDI_DIR = "Roll2Midi_results"  # Roll2Midi output npz (midi)
 
+# --- the shipped models (models/, fp16; see tools/train_models.sh) ---------------------------
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+VIDEO2ROLL_MODEL = MODELS_DIR / "video2roll_fast.pt"     # the default Video2Roll everywhere
+ROLL2MIDI_MODEL = MODELS_DIR / "roll2midi.pt"
+
 
 def key_to_midi(key: int) -> int:
     return MIDI_LOW + key
-
-
-def midi_to_key(pitch: int) -> int:
-    return pitch - MIDI_LOW
 
 
 def is_white_key(key: int) -> bool:

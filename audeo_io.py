@@ -1,4 +1,4 @@
-"""The original Audeo file formats, MIDI <-> 25 fps piano rolls, and atomic file output.
+"""The original Audeo file formats, MIDI <-> 25 fps piano rolls, checkpoints, and atomic file output.
 
 Formats (see ../shared/reference/audeo_original.md section 2):
   label pkl        <root>/labels/<split>/<video>.pkl: dict {frame number: 88-vector}, read by the
@@ -7,7 +7,9 @@ Formats (see ../shared/reference/audeo_original.md section 2):
   estimate npz     <root>/estimate_Roll/<split>/<video>/<start>-<end>.npz, keys `logit`, `roll` (50, 88).
   Roll2Midi npz    <root>/Roll2Midi_results/<split>/<video>/<start>-<end>.npz, key `midi` (50, 51 or 88).
 
-Rolls are (frames, keys) arrays; frame t covers [t/fps, (t+1)/fps); key 0 is MIDI 21 (A0).
+Rolls are (frames, keys) arrays; frame t covers [t/fps, (t+1)/fps); key 0 is MIDI 21 (A0). A roll
+has 88 keys or the paper's 51 (MIDI 36..86 = 88-key columns 15..65): `key_slice`, `to_88_keys` and
+`to_paper_keys` are the one place that maps between them.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import (DEFAULT_VELOCITY, FPS, FRAME_STORE_DIR, KEYDOWN_LABELS_DIR, LABELS_DIR, MIDI_DIR,
-                             PERFORMANCE_DIR, MIDI_LOW, MIDI_RESOLUTION, MIDI_TEMPO, N_KEYS, PAPER_MAX_KEY,
-                             PAPER_MIN_KEY, PAPER_N_KEYS, PEDAL_DOWN, SEGMENT_FRAMES, SUSTAIN_CC, TICK_SECONDS)
+from audeo_constants import (DEFAULT_VELOCITY, ESTIMATE_DIR, FPS, FRAME_STORE_DIR, KEYDOWN_LABELS_DIR, LABELS_DIR,
+                             MIDI_DIR, MIDI_HIGH, MIDI_LOW, MIDI_RESOLUTION, MIDI_TEMPO, N_KEYS, PAPER_MIN_KEY,
+                             PAPER_N_KEYS, PEDAL_DOWN, PERFORMANCE_DIR, SEGMENT_FRAMES, SUSTAIN_CC, TICK_SECONDS)
 
 
 _UMASK = os.umask(0)
@@ -93,6 +95,40 @@ def save_npz(path, **arrays):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, **state):
+    """torch.save of a dict of tensors, numbers, strings and lists, atomically (temp file + rename)."""
+    import torch
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_torch_file(path):
+    """torch.load(weights_only=True) of `path` on the CPU, or a one-line error if missing or unreadable."""
+    import warnings
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise AudeoError(f"{path}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():          # a garbage file makes torch warn before it fails
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:   # torch raises many types for truncated/garbage files
+        raise AudeoError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def half_state(state):
+    """fp16 copy of a state dict (floating tensors only): the shipped checkpoints' weights."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def float_state(state):
+    """fp32 copy of a state dict (floating tensors only), e.g. of a shipped fp16 checkpoint."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 # --------------------------------------------------------------------------- safe pickles
@@ -218,14 +254,44 @@ def read_segments(folder, key):
     return segments[0][0], np.concatenate(parts)
 
 
+def sigmoid(x):
+    """1 / (1 + exp(-x)) of a numpy array (logits -> probabilities), in the array's own float type."""
+    return 1 / (1 + np.exp(-x))
+
+
 def estimate_probs(logit):
     """sigmoid of an estimate_Roll `logit` array as float32; a column that is exactly 0 in every frame
     was not predicted (outside a 51-key model's range) and gets probability 0, not 0.5."""
     logit = np.asarray(logit, dtype=np.float32)
-    probs = 1 / (1 + np.exp(-logit))
+    probs = sigmoid(logit)
     if len(logit):
         probs[:, ~logit.any(axis=0)] = 0.0
     return probs
+
+
+def estimate_folder(estimates, split):
+    """ESTIMATES/estimate_Roll/<split>: the video folders Video2Roll_inference.py wrote."""
+    return Path(estimates) / ESTIMATE_DIR / split
+
+
+def list_estimate_videos(estimates, split, videos=None):
+    """Sorted video names with estimates in a split (only `videos`, if given; each must exist)."""
+    folder = estimate_folder(estimates, split)
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    if not names:
+        raise AudeoError(f"{folder}: no Video2Roll estimate folders (run Video2Roll_inference.py --out {estimates})")
+    return select_videos(names, videos, folder)
+
+
+def select_videos(names, wanted, where):
+    """`names` restricted to `wanted` (all of them when it is empty), each of which must be there."""
+    if not wanted:
+        return list(names)
+    missing = sorted(set(wanted) - set(names))
+    if missing:
+        raise AudeoError(f"{where}: no video {missing[0]!r}")
+    return [n for n in names if n in wanted]
 
 
 def pad_frames(a, n):
@@ -246,20 +312,32 @@ def check_roll(roll, source, n_keys=None):
     return roll
 
 
+def key_slice(n_keys):
+    """The 88-key columns a roll (or a model's output) with `n_keys` keys covers: all 88, or the paper's 51."""
+    if n_keys == N_KEYS:
+        return slice(0, N_KEYS)
+    if n_keys == PAPER_N_KEYS:
+        return slice(PAPER_MIN_KEY, PAPER_MIN_KEY + PAPER_N_KEYS)
+    raise AudeoError(f"n_keys={n_keys}: only {N_KEYS} or {PAPER_N_KEYS} (the paper's range) are supported")
+
+
 def to_paper_keys(roll88):
-    """(T, 88) -> (T, 51): the paper's keys, MIDI 36..86."""
-    return roll88[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1]
+    """(..., 88) -> (..., 51): the paper's keys, MIDI 36..86."""
+    return roll88[..., key_slice(PAPER_N_KEYS)]
 
 
-def to_88_keys(roll, source="roll"):
-    """(T, 51) or (T, 88) -> (T, 88), the 51 paper keys placed at their 88-key columns."""
-    roll = check_roll(roll, source)
-    if roll.shape[1] == N_KEYS:
-        return roll
-    if roll.shape[1] != PAPER_N_KEYS:
-        raise AudeoError(f"{source}: roll has {roll.shape[1]} keys, expected {N_KEYS} or {PAPER_N_KEYS}")
-    full = np.zeros((len(roll), N_KEYS), dtype=roll.dtype)
-    full[:, PAPER_MIN_KEY:PAPER_MAX_KEY + 1] = roll
+def to_88_keys(values, source="roll", fill=0):
+    """(..., 51) or (..., 88) array -> (..., 88): 51 paper keys placed at their 88-key columns, the
+    other columns `fill` (the original wrote 0 there in both `logit` and `roll` of its estimates)."""
+    values = np.asarray(values)
+    if values.ndim < 2:
+        check_roll(values, source)
+    if values.shape[-1] == N_KEYS:
+        return values
+    if values.shape[-1] != PAPER_N_KEYS:
+        raise AudeoError(f"{source}: roll has {values.shape[-1]} keys, expected {N_KEYS} or {PAPER_N_KEYS}")
+    full = np.full(values.shape[:-1] + (N_KEYS,), fill, dtype=values.dtype)
+    full[..., key_slice(PAPER_N_KEYS)] = values
     return full
 
 
@@ -275,6 +353,26 @@ def load_midi(path):
         return pretty_midi.PrettyMIDI(str(path))
     except Exception as e:  # mido/pretty_midi raise many types for garbage input
         raise AudeoError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+
+
+def shift_pitch(pm, semitones, source):
+    """Every note moved by `semitones` (e.g. +12 for MIDI stored an octave low); must stay on 88 keys."""
+    if not semitones:
+        return pm
+    for inst in pm.instruments:
+        for n in inst.notes:
+            n.pitch += semitones
+    outside = [n.pitch for i in pm.instruments for n in i.notes if not MIDI_LOW <= n.pitch <= MIDI_HIGH]
+    if outside:
+        raise AudeoError(f"{source}: --pitch-shift {semitones} puts notes outside the 88 keys (MIDI {outside[0]})")
+    return pm
+
+
+def reference_roll(path, offset, n_frames, pitch_shift=0):
+    """A reference MIDI file as a sustain-extended 88-key roll on a video's 25 fps frames (`offset`: the
+    video time of MIDI time 0; `pitch_shift`: semitones added, see shift_pitch)."""
+    pm = shift_pitch(load_midi(path), pitch_shift, path)
+    return midi_to_roll(regrid(pm, shift=offset), sustain=True, n_frames=n_frames)
 
 
 def pedal_intervals(control_changes, end_time):

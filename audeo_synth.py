@@ -1,4 +1,5 @@
-"""MIDI -> audio through the best synthesizer present, wav output, and audio -> notes (basic-pitch).
+"""Rolls -> notes -> MIDI and audio through the best synthesizer present, wav output, and audio -> notes
+(basic-pitch).
 
 Preference order (a given --soundfont always wins):
   1. FluidSynth (pyfluidsynth + Debian's libfluidsynth3) with Debian's FluidR3_GM.sf2, whose preset 0
@@ -6,6 +7,16 @@ Preference order (a given --soundfont always wins):
   2. FluidSynth with pretty_midi's bundled TimGM6mb.sf2 (what the original used);
   3. tinysoundfont (pure wheel, no root needed) with the best soundfont above.
 Every caller logs `Synthesizer.description`, so each output says which one made it.
+
+Roll -> notes (`roll_notes`): 51-key rolls go to the 88-key columns 15..65; pitch = 21 + column;
+  * each run of on-frames [a, b) of a key is one note from a/25 s to b/25 s (a note still on at the
+    last frame ends there), as the original;
+  * runs shorter than `min_frames` are dropped (Video2Roll flicker);
+  * a binary roll cannot show a re-strike without an off frame, so given probabilities a run is
+    split after every interior local minimum m whose dip is at least `restrike_depth` below the
+    highest probability on each side of it (within the current note and within the rest of the run):
+    the second note starts at frame m + 1. A split is made only when both parts keep at least
+    `min_frames` frames. A slow rise at a note's start is no dip (nothing higher comes before it).
 """
 from __future__ import annotations
 
@@ -19,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import SAMPLE_RATE, SUSTAIN_CC
-from audeo_io import AudeoError, atomic_path
+from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE, SUSTAIN_CC
+from audeo_io import AudeoError, atomic_path, notes_to_pretty_midi, roll_to_notes, to_88_keys, write_midi
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PEAK = 0.9   # normalise rendered audio to this peak (neither backend normalises the same way)
@@ -116,6 +127,91 @@ def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     import soundfile
     with atomic_path(path) as tmp:
         soundfile.write(tmp, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+
+
+# ----------------------------------------------------------------------------- roll -> notes
+
+def restrike_splits(probs, start, end, depth, min_frames=1):
+    """Frames inside the run [start, end) of one key's probabilities where a re-struck note begins.
+
+    A split follows each interior local minimum m (p[m] < p[m-1] and p[m] <= p[m+1]) whose
+    probability lies at least `depth` below the maximum of the current note so far and below the
+    maximum of the rest of the run; the new note starts at m + 1. Both parts of a split keep at
+    least `min_frames` frames.
+    """
+    p = np.asarray(probs, dtype=float)
+    splits, current = [], start
+    for m in range(start + 1, end - 1):
+        if m <= current or not (p[m] < p[m - 1] and p[m] <= p[m + 1]):
+            continue
+        s = m + 1
+        if (p[current:m].max() - p[m] >= depth and p[s:end].max() - p[m] >= depth
+                and s - current >= min_frames and end - s >= min_frames):
+            splits.append(s)
+            current = s
+    return splits
+
+
+def roll_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY, min_frames=1, probs=None, restrike_depth=None):
+    """(T, 51|88) roll -> [(pitch, start, end, velocity)] sorted by start, pitch.
+
+    One note per run of on-frames (audeo_io.roll_to_notes); runs shorter than `min_frames` are
+    dropped; with `probs` (same shape as `roll`, Video2Roll sigmoid probabilities) and
+    `restrike_depth`, runs are split at re-strikes (see `restrike_splits`).
+    """
+    roll = to_88_keys(np.asarray(roll) > 0)
+    split = probs is not None and restrike_depth is not None
+    if split:
+        probs = to_88_keys(np.asarray(probs, dtype=np.float32), "probabilities")
+        if probs.shape != roll.shape:
+            raise AudeoError(f"probabilities have shape {probs.shape}, the roll {roll.shape}")
+    notes = []
+    for pitch, start, end, _ in roll_to_notes(roll, fps=fps):
+        a, b = int(round(start * fps)), int(round(end * fps))
+        if b - a < min_frames:
+            continue
+        bounds = [a] + (restrike_splits(probs[:, pitch - MIDI_LOW], a, b, restrike_depth, min_frames)
+                        if split else []) + [b]
+        notes += [(pitch, f0 / fps, f1 / fps, velocity) for f0, f1 in zip(bounds, bounds[1:])]
+    return sorted(notes, key=lambda n: (n[1], n[0]))
+
+
+def roll_to_midi(roll, fps=FPS, velocity=DEFAULT_VELOCITY, min_frames=1, probs=None, restrike_depth=None):
+    """(T, 51|88) roll -> PrettyMIDI with one piano (program 0); see `roll_notes`."""
+    if not 1 <= velocity <= 127:
+        raise AudeoError(f"velocity {velocity}: expected 1..127")
+    return notes_to_pretty_midi(roll_notes(roll, fps, velocity, min_frames, probs, restrike_depth))
+
+
+# ----------------------------------------------------------------------------- notes -> files
+
+def output_paths(out_stem):
+    """(OUT_STEM.mid, OUT_STEM.wav); the suffix is appended, so names with dots ('No.1') survive."""
+    out_stem = Path(out_stem)
+    return out_stem.with_name(out_stem.name + ".mid"), out_stem.with_name(out_stem.name + ".wav")
+
+
+def render(roll, out_stem, synth=None, velocity=DEFAULT_VELOCITY, fps=FPS, min_frames=1, probs=None,
+           restrike_depth=None):
+    """Write OUT_STEM.mid and OUT_STEM.wav (16 kHz mono) for a (T, 51|88) roll.
+
+    Returns (mid path, wav path, synthesizer description). `synth` is an audeo_synth.Synthesizer
+    (default: audeo_synth.find_synthesizer()). The wav lasts at least T / fps seconds (plus the
+    synthesizer's release tail). Both files appear together, only when both are complete.
+    """
+    synth = synth or find_synthesizer()
+    roll = np.asarray(roll)
+    pm = roll_to_midi(roll, fps, velocity, min_frames, probs, restrike_depth)
+    audio = synthesize(pm, synth, SAMPLE_RATE)
+    audio = np.pad(audio, (0, max(0, int(np.ceil(len(roll) / fps * SAMPLE_RATE)) - len(audio))))
+    mid, wav = output_paths(out_stem)
+    try:
+        with atomic_path(mid) as tmp_mid, atomic_path(wav) as tmp_wav:
+            write_midi(pm, tmp_mid)
+            write_wav(tmp_wav, audio, SAMPLE_RATE)
+    except OSError as e:
+        raise AudeoError(f"{mid.parent}: cannot write output ({e.strerror or e})") from None
+    return mid, wav, synth.description
 
 
 # ----------------------------------------------------------------------------- transcription

@@ -1,4 +1,4 @@
-"""Video in and out: streaming frame reader, H.264 writer, keyboard crops.
+"""Video in and out: streaming frame reader, H.264 writer, the keyboard box and its crops.
 
 OpenCV reads every format here (mp4/H.264, WMV); it cannot write H.264, so writing goes through the
 static ffmpeg that the imageio-ffmpeg wheel bundles. Frames are BGR uint8 (OpenCV's convention).
@@ -18,6 +18,8 @@ import numpy as np
 from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FPS, HAND_FRACTION, REFERENCE_CHANGE, REFERENCE_DRIFT,
                              REFERENCE_GROW, REFERENCE_INIT_FRAMES, REFERENCE_INIT_STRIDE, REFERENCE_RATE)
 from audeo_io import AudeoError, atomic_path
+
+SIDES = {"auto": None, "player": False, "far": True}       # camera side names -> far_side (None: detect it)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def video_writer(path, width, height, fps, crf=20, audio_path=None):
 
 class KeyboardBox(tuple):
     """A crop box (x1, y1, x2, y2) that may also carry the key area's four corners [x, y] (back-left,
-    back-right, front-right, front-left as seen in the image), as Keyboard_detect finds them.
+    back-right, front-right, front-left as seen in the image), as audeo_keyboard finds them.
 
     With corners, crop_keyboard rectifies: it warps that quadrilateral onto the crop, undoing the
     rotation and keystone of a camera at an angle (AI-Pianist's +-45 degree takes: pooled frame F1
@@ -179,6 +181,33 @@ def iter_crops(path, box, far_side=False, fps=FPS):
     box = check_box(box, info.width, info.height, path)
     for frame in iter_resampled(path, fps):
         yield crop_keyboard(frame, box, far_side)
+
+
+def video_crops(path, box, far_side=False, desc=None):
+    """iter_crops at 25 fps with a progress bar (`desc`: default the file's name)."""
+    from tqdm import tqdm
+    total = int(video_info(path).duration * FPS)
+    return tqdm(iter_crops(path, box, far_side=far_side), total=total, desc=desc or Path(path).name, unit="frame")
+
+
+def read_crops(path, box, far_side=False):
+    """All crops of a video at 25 fps, uint8 (T, 100, 900)."""
+    crops = list(video_crops(path, box, far_side))
+    if not crops:
+        raise AudeoError(f"{path}: no frames could be decoded")
+    return np.stack(crops)
+
+
+def resolve_box(path, box=None, far_side=None):
+    """(box, far_side, how) of a video: the box as given (checked; the player side unless `far_side`),
+    else found by audeo_keyboard with its corners (crops are then rectified) and, unless given, the side.
+    `how` is 'given' or 'detected'."""
+    if box is not None:
+        info = video_info(path)
+        return check_box(box, info.width, info.height, path), bool(far_side), "given"
+    from audeo_keyboard import detect_in_video
+    found = detect_in_video(path)
+    return KeyboardBox(found.box, found.corners), found.far_side if far_side is None else bool(far_side), "detected"
 
 
 # ----------------------------------------------------------------------------- reference keyboard

@@ -32,10 +32,6 @@ class Video(NamedTuple):
     youtube_id: str
     box: tuple
 
-    @property
-    def url(self):
-        return f"https://youtu.be/{self.youtube_id}"
-
 
 def _videos(split, ids, boxes, book):
     return [Video(split, f"Bach Prelude and Fugue No.{i} {book}",

@@ -19,12 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, SPLITS, STACK_FRAMES  # noqa: E402
-from Video2Roll_inference import PRECISIONS  # noqa: E402
-from Video2Roll_net import build_model, count_parameters, flops_per_frame, inference_model, preset  # noqa: E402
+from audeo_train import seed_all  # noqa: E402
+from Video2Roll_net import PRECISIONS, build_model, count_parameters, flops_per_frame, inference_model, preset  # noqa: E402
 
 DEFAULTS = dict(presets=("fast", "paper"), precisions=("fp32", "bf16"), threads=2, infer_batch=32, train_batch=16,
                 seconds=20.0)
@@ -109,5 +108,5 @@ def main():
 
 
 if __name__ == "__main__":
-    np.random.seed(0)
+    seed_all(0)
     main()

@@ -1,17 +1,19 @@
-"""Video_align: the offset of a MIDI file in a video, from the shipped Video2Roll model's view of it."""
-import numpy as np
+"""Video_align / audeo_align: the offset of a MIDI file in a video, from the shipped Video2Roll model's view of it."""
+import subprocess
+import sys
 
-import Piano_render as R
-import Video_align
+import numpy as np
+import pytest
+
 import audeo_io as aio
-from conftest import REPO, shared_data
-from test_render import write_clip_midi
-from Video_prepare import read_crops, resolve_box, shift_pitch
+import audeo_render as R
+from audeo_ai_pianist import CHECKED, PITCH_SHIFT, file_offset
+from audeo_align import estimate_offset
+from audeo_io import shift_pitch
+from audeo_video import read_crops, resolve_box
+from conftest import REPO, shared_data, write_clip_midi
 
 MODEL = REPO / "models" / "video2roll_fast.pt"
-# Takes whose alignment file ai_pianist/README.md says was checked against hand motion.
-CHECKED = ["1/3", "2/+45/1", "4/2", "6/0/1", "7/1.1", "7/4", "9/0/1", "9/+45/1", "9/-45/1", "9/-45/2", "10/0/1",
-           "10/+45/1", "11/-45/1", "13/0/2", "13/+45/3.1", "13/-45/2"]
 
 
 def test_recovers_a_known_shift_on_a_rendered_clip(tmp_path):
@@ -21,21 +23,25 @@ def test_recovers_a_known_shift_on_a_rendered_clip(tmp_path):
     crops = read_crops(clip / "video.mp4", box, far_side)
     pm = aio.load_midi(clip / "performance.mid")
     for shift in (0.0, 0.83):                           # the MIDI made to start `shift` s too early
-        found = Video_align.estimate_offset(crops, aio.regrid(pm, -shift), checkpoint=MODEL)
+        found = estimate_offset(crops, aio.regrid(pm, -shift), checkpoint=MODEL)
         assert abs(found - shift) <= 1 / 25
+    aio.write_midi(aio.regrid(pm, -0.83), tmp_path / "early.mid")     # the command line: same answer
+    proc = subprocess.run([sys.executable, str(REPO / "Video_align.py"), str(clip / "video.mp4"), "--midi",
+                           str(tmp_path / "early.mid"), "--box", *map(str, aio_box(clip))], capture_output=True, text=True)
+    assert proc.returncode == 0 and abs(float(proc.stdout) - found) < 1e-3, proc.stderr[-2000:]
 
 
 def aio_box(clip):
     return tuple(int(v) for v in (clip / "box.txt").read_text().split())
 
 
+@pytest.mark.real_data
 def test_ai_pianist_checked_offsets():
     """ai_pianist's README says its checked alignment files are right to within 0.3 s (read by hand from an
     editor's timeline), so a file value is no frame-exact truth. Measured with the shipped model on rectified
     crops: all 16 within 0.3 s of the file, 11 within one 20 fps frame, median |found - file| 0.043 s; the
     five further off (1/3 -0.26 s, 2/+45/1 -0.175, 6/0/1 -0.165, 7/1.1 -0.135, 9/-45/2 +0.075) give the same
     answer from either half of the take alone, i.e. the video disagrees with the file consistently."""
-    from tools.prepare_ai_pianist import PITCH_SHIFT, file_offset
     errors = []
     for take in CHECKED:
         video = shared_data("ai_pianist", "TrainSet", f"{take}.wmv")
@@ -43,7 +49,7 @@ def test_ai_pianist_checked_offsets():
         crops = read_crops(video, box, far_side)
         pm = shift_pitch(aio.load_midi(f"{video}.mid"), PITCH_SHIFT, video)
         truth = file_offset(f"{video}.txt")
-        errors.append(Video_align.estimate_offset(crops, pm, near=truth, window=1.0, checkpoint=MODEL) - truth)
+        errors.append(estimate_offset(crops, pm, near=truth, window=1.0, checkpoint=MODEL) - truth)
     errors = np.abs(errors)
     report = dict(zip(CHECKED, errors.round(3)))
     assert (errors <= 0.3).all(), report

@@ -6,9 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-import Piano_render as R
-from conftest import REPO, shared_data
-from test_render import write_clip_midi
+import audeo_render as R
+from conftest import REPO, shared_data, write_clip_midi
 
 
 def streams(path):
@@ -77,10 +76,11 @@ def test_failures_are_one_line_and_leave_nothing(clip, tmp_path, case):
     assert not any((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else True
 
 
+@pytest.mark.real_data
 def test_real_videos_without_a_box(tmp_path):
     """scarlatti (player side, its own audio, no MIDI) and a held-out AI-Pianist take (far side, pianist 9 is
     in the test split), each with no box given: all outputs, the right side, and a score for the labelled one."""
-    from tools.prepare_ai_pianist import PITCH_SHIFT, file_offset
+    from audeo_ai_pianist import PITCH_SHIFT, file_offset
     scarlatti = shared_data("scarlatti", "scarlatti.mp4")
     take = shared_data("ai_pianist", "TrainSet", "9", "0", "1.wmv")
     proc = audeo([str(scarlatti), "--out", "s"], tmp_path)

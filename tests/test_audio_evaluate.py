@@ -7,9 +7,8 @@ import pytest
 
 import audeo_io as aio
 import Audio_evaluate as A
-import Midi_synth as M
-from conftest import REPO, shared_data
-from test_midi_synth import melody_roll
+import audeo_synth as S
+from conftest import REPO, melody_roll, shared_data
 
 # Floors from measurements on this machine (basic-pitch 0.4.0, ONNX, default thresholds), minus about 0.05:
 # omaps_010 onset F1 0.744 (onset+offset 0.310); bytedance cut_bach onset F1 0.706 (onset+offset 0.164).
@@ -36,8 +35,8 @@ def test_score_notes_by_hand():
 def test_generated_audio_and_ceiling_on_a_hand_made_piece(tmp_path):
     roll, _ = melody_roll()
     ref = tmp_path / "ref.mid"
-    aio.write_midi(M.roll_to_midi(roll), ref)
-    _, wav, _ = M.render(roll, tmp_path / "gen")
+    aio.write_midi(S.roll_to_midi(roll), ref)
+    _, wav, _ = S.render(roll, tmp_path / "gen")
     proc = subprocess.run([sys.executable, str(REPO / "Audio_evaluate.py"), "--wav", str(wav), "--reference", str(ref),
                            "--json", str(tmp_path / "r" / "scores.json")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -52,7 +51,7 @@ def test_generated_audio_and_ceiling_on_a_hand_made_piece(tmp_path):
 def test_bad_inputs_give_one_line_errors(tmp_path, case):
     roll, _ = melody_roll()
     ref = tmp_path / "ref.mid"
-    aio.write_midi(M.roll_to_midi(roll[:30]), ref)
+    aio.write_midi(S.roll_to_midi(roll[:30]), ref)
     audio, extra = tmp_path / "x.wav", []
     if case == "audio":
         audio = tmp_path / "missing.wav"
@@ -61,7 +60,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, case):
     elif case == "soundfont":
         extra = ["--soundfont", str(tmp_path / "missing.sf2")]
     if case != "audio":
-        M.render(roll[:30], tmp_path / "x")
+        S.render(roll[:30], tmp_path / "x")
     if case == "garbage":
         audio.write_bytes(b"\x00garbage" * 200)
     proc = subprocess.run([sys.executable, str(REPO / "Audio_evaluate.py"), "--audio", str(audio), "--reference",
@@ -73,6 +72,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, case):
 
 @pytest.mark.parametrize("folder, name, floor", [("omaps_010", "010", OMAPS_ONSET_F1_FLOOR),
                                                  ("bytedance_demo", "cut_bach", BACH_ONSET_F1_FLOOR)])
+@pytest.mark.real_data
 def test_real_recordings_against_their_midi(folder, name, floor):
     audio = shared_data(folder, f"{name}.mp3")
     result = A.evaluate(audio, shared_data(folder, f"{name}.mid"), ceiling=False)

@@ -102,6 +102,12 @@ def test_paper_keys_round_trip():
     assert np.array_equal(full[:, 15:66], roll[:, 15:66]) and not full[:, :15].any()
     with pytest.raises(aio.AudeoError, match="keys"):
         aio.to_88_keys(np.zeros((2, 60)))
+    # a model's outputs: any leading shape, columns outside the paper's keys set to `fill`
+    heads = aio.to_88_keys(np.ones((4, 3, PAPER_N_KEYS), np.float32), fill=-1)
+    assert heads.shape == (4, 3, N_KEYS) and (heads[..., 15:66] == 1).all() and (heads[..., :15] == -1).all()
+    assert aio.key_slice(N_KEYS) == slice(0, N_KEYS) and aio.key_slice(PAPER_N_KEYS) == slice(15, 66)
+    with pytest.raises(aio.AudeoError):
+        aio.key_slice(60)
 
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):

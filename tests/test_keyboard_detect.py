@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-import Keyboard_detect as KD
-import Piano_render as R
+import audeo_keyboard as KD
+import audeo_render as R
 import audeo_io as aio
 from audeo_io import AudeoError
 from audeo_video import crop_keyboard, read_box, video_writer
@@ -50,6 +50,7 @@ def load_item(item):
 
 # ----------------------------------------------------------------------------- real material
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("item", BOXES, ids=[b["path"] for b in BOXES])
 def test_real_keyboard_within_tolerance_of_annotated_box(item):
     if item["kind"] == "video":
@@ -62,6 +63,7 @@ def test_real_keyboard_within_tolerance_of_annotated_box(item):
     assert 0 < det.score <= 1 and det.n_black_keys >= 8
 
 
+@pytest.mark.real_data
 def test_reference_boxes_cover_every_real_video_and_still():
     data = shared_data()
     listed = {b["path"] for b in BOXES}
@@ -94,6 +96,7 @@ def test_still_1920x1080_in_well_under_a_second():
     assert time.perf_counter() - t < 3.0            # ~0.1-0.3 s here; generous for slow machines
 
 
+@pytest.mark.real_data
 def test_full_omaps_file_finds_the_real_keyboard_not_the_overlay():
     item = next(b for b in BOXES if b["path"].startswith("omaps_010/"))
     path = shared_data(*item["path"].split("/"))

@@ -7,9 +7,10 @@ import pytest
 import soundfile
 
 import audeo_io as aio
-import Midi_synth as M
+import Midi_synth
+import audeo_synth as S
 from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, N_KEYS, PAPER_MIDI_LOW, PAPER_N_KEYS, SAMPLE_RATE
-from conftest import REPO
+from conftest import REPO, melody_roll
 
 F = 1 / FPS
 
@@ -18,23 +19,6 @@ def midi_notes_frames(pm):
     """[(pitch, start frame, end frame, velocity)] of a PrettyMIDI, sorted."""
     notes = [(n.pitch, round(n.start * FPS), round(n.end * FPS), n.velocity) for n in pm.instruments[0].notes]
     return sorted(notes, key=lambda n: (n[1], n[0]))
-
-
-def melody_roll():
-    """A 5.6 s hand-made piece on the paper's 51 keys: a detached scale, two triads, a held note re-struck once.
-
-    Returns (roll (140, 51), probabilities (140, 51) with a dip where the last note is re-struck).
-    Detached notes and no octaves keep it transcribable with every installed synthesizer and soundfont
-    (measured onset F1 0.93-0.97 with FluidSynth and tinysoundfont, FluidR3_GM and TimGM6mb).
-    """
-    roll = np.zeros((140, PAPER_N_KEYS), np.uint8)
-    for pitch, a, b in [(60, 0, 5), (62, 8, 13), (64, 16, 21), (65, 24, 33), (67, 36, 41), (69, 44, 49), (71, 52, 66),
-                        (55, 70, 88), (60, 70, 88), (64, 70, 88), (57, 90, 108), (62, 90, 108), (65, 90, 108),
-                        (60, 110, 140)]:
-        roll[a:b, pitch - PAPER_MIDI_LOW] = 1
-    probs = roll * 0.95
-    probs[124, 60 - PAPER_MIDI_LOW] = 0.45          # the key rose and was struck again: new note at frame 125
-    return roll, probs.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- roll -> notes
@@ -47,14 +31,14 @@ def test_roll_to_midi_gives_exactly_the_runs():
     roll[2:6, 67 - MIDI_LOW] = 1                    # a chord with the first note
     roll[9:12, 108 - MIDI_LOW] = 1                  # still on at the end: ends at T
     roll[7, 21 - MIDI_LOW] = 1                      # a one-frame note
-    pm = M.roll_to_midi(roll)
+    pm = S.roll_to_midi(roll)
     assert len(pm.instruments) == 1 and pm.instruments[0].program == 0
     v = DEFAULT_VELOCITY
     assert midi_notes_frames(pm) == [(64, 0, 2, v), (60, 2, 6, v), (67, 2, 6, v), (64, 3, 5, v), (21, 7, 8, v),
                                      (108, 9, 12, v)]
     assert pm.instruments[0].notes[0].start == pytest.approx(0.0)
     assert max(n.end for n in pm.instruments[0].notes) == pytest.approx(12 * F)
-    assert {n.velocity for n in M.roll_to_midi(roll, velocity=57).instruments[0].notes} == {57}
+    assert {n.velocity for n in S.roll_to_midi(roll, velocity=57).instruments[0].notes} == {57}
 
 
 def test_51_key_roll_is_placed_at_midi_36_to_86():
@@ -62,9 +46,9 @@ def test_51_key_roll_is_placed_at_midi_36_to_86():
     roll[0:2, 0] = 1
     roll[1:4, PAPER_N_KEYS - 1] = 1
     roll[2, 24] = 1
-    assert [(p, a, b) for p, a, b, _ in midi_notes_frames(M.roll_to_midi(roll))] == [(36, 0, 2), (86, 1, 4), (60, 2, 3)]
+    assert [(p, a, b) for p, a, b, _ in midi_notes_frames(S.roll_to_midi(roll))] == [(36, 0, 2), (86, 1, 4), (60, 2, 3)]
     with pytest.raises(aio.AudeoError):
-        M.roll_to_midi(np.zeros((4, 60), np.uint8))
+        S.roll_to_midi(np.zeros((4, 60), np.uint8))
 
 
 def test_restrike_split_at_probability_dip():
@@ -72,20 +56,20 @@ def test_restrike_split_at_probability_dip():
     roll[:, 60 - MIDI_LOW] = 1
     probs = np.zeros((11, N_KEYS), np.float32)
     probs[:, 60 - MIDI_LOW] = [0.9, 0.95, 0.9, 0.8, 0.7, 0.5, 0.8, 0.9, 0.9, 0.9, 0.9]
-    assert len(M.roll_notes(roll)) == 1                                   # a binary roll alone: one note
-    notes = M.roll_notes(roll, probs=probs, restrike_depth=0.3)
+    assert len(S.roll_notes(roll)) == 1                                   # a binary roll alone: one note
+    notes = S.roll_notes(roll, probs=probs, restrike_depth=0.3)
     assert [(p, round(s * FPS), round(e * FPS)) for p, s, e, _ in notes] == [(60, 0, 6), (60, 6, 11)]
-    assert len(M.roll_notes(roll, probs=probs, restrike_depth=0.5)) == 1  # dip 0.45 deep: not enough
-    assert len(M.roll_notes(roll, probs=probs, restrike_depth=0.3, min_frames=6)) == 1   # second part too short
+    assert len(S.roll_notes(roll, probs=probs, restrike_depth=0.5)) == 1  # dip 0.45 deep: not enough
+    assert len(S.roll_notes(roll, probs=probs, restrike_depth=0.3, min_frames=6)) == 1   # second part too short
 
 
 def test_slow_rise_and_shallow_wobble_are_not_restrikes():
     probs = np.array([0.45, 0.42, 0.9, 0.95, 0.8, 0.85, 0.9, 0.41, 0.95])
-    assert M.restrike_splits(probs, 0, 9, depth=0.3) == [8]     # only the deep dip at frame 7
-    assert M.restrike_splits(probs, 0, 7, depth=0.3) == []
+    assert S.restrike_splits(probs, 0, 9, depth=0.3) == [8]     # only the deep dip at frame 7
+    assert S.restrike_splits(probs, 0, 7, depth=0.3) == []
     # two re-strikes in one run
     probs = np.array([0.9, 0.5, 0.9, 0.9, 0.5, 0.9])
-    assert M.restrike_splits(probs, 0, 6, depth=0.3) == [2, 5]
+    assert S.restrike_splits(probs, 0, 6, depth=0.3) == [2, 5]
 
 
 def test_min_frames_drops_flicker():
@@ -93,8 +77,8 @@ def test_min_frames_drops_flicker():
     roll[0, 40] = 1
     roll[2:4, 41] = 1
     roll[4:9, 42] = 1
-    assert [n[0] - MIDI_LOW for n in M.roll_notes(roll, min_frames=2)] == [41, 42]
-    assert [n[0] - MIDI_LOW for n in M.roll_notes(roll, min_frames=3)] == [42]
+    assert [n[0] - MIDI_LOW for n in S.roll_notes(roll, min_frames=2)] == [41, 42]
+    assert [n[0] - MIDI_LOW for n in S.roll_notes(roll, min_frames=3)] == [42]
 
 
 # ----------------------------------------------------------------------------- files
@@ -102,13 +86,13 @@ def test_min_frames_drops_flicker():
 def test_render_writes_midi_and_16k_wav_that_transcribes_back(tmp_path):
     Audio_evaluate = pytest.importorskip("Audio_evaluate")
     roll, probs = melody_roll()
-    mid, wav, description = M.render(roll, tmp_path / "Bach No.1 B1", probs=probs, restrike_depth=0.3)
+    mid, wav, description = S.render(roll, tmp_path / "Bach No.1 B1", probs=probs, restrike_depth=0.3)
     assert (mid.name, wav.name) == ("Bach No.1 B1.mid", "Bach No.1 B1.wav")
     assert description and sorted(p.name for p in tmp_path.iterdir()) == [mid.name, wav.name]
     audio, sr = soundfile.read(wav)
     assert sr == SAMPLE_RATE and audio.ndim == 1
     assert len(audio) >= len(roll) * F * SAMPLE_RATE and np.abs(audio).max() > 0.1
-    want = M.roll_notes(roll, probs=probs, restrike_depth=0.3)
+    want = S.roll_notes(roll, probs=probs, restrike_depth=0.3)
     assert len(want) == 15 and midi_notes_frames(aio.load_midi(mid)) == [
         (p, round(s * FPS), round(e * FPS), v) for p, s, e, v in want]
     got = Audio_evaluate.transcribe(wav)
@@ -129,7 +113,7 @@ def test_segments_concatenate_in_numeric_order(tmp_path, capsys):
     rolls = tmp_path / "Roll2Midi_results" / "testing"
     _segments(rolls / "a", [(0, 50, 60), (50, 100, 62), (100, 123, 64)])       # '100-123' < '50-100' as strings
     _segments(rolls / "b", [(950, 1000, 70), (1000, 1050, 72)])                # '1000-1050' < '950-1000'
-    M.main(["--rolls", str(rolls), "--out", str(tmp_path / "out")])
+    Midi_synth.main(["--rolls", str(rolls), "--out", str(tmp_path / "out")])
     log = capsys.readouterr().out
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["a.mid", "a.wav", "b.mid", "b.wav"]
@@ -141,7 +125,7 @@ def test_segments_concatenate_in_numeric_order(tmp_path, capsys):
     lines = [line for line in log.splitlines() if line.startswith(("a:", "b:"))]
     assert len(lines) == 2 and all("synthesizer: " in line and ".sf" in line for line in lines), log
     # one video's own segment folder works too
-    M.main(["--rolls", str(rolls / "b"), "--out", str(tmp_path / "one")])
+    Midi_synth.main(["--rolls", str(rolls / "b"), "--out", str(tmp_path / "one")])
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["b.mid", "b.wav"]
 
 
@@ -153,7 +137,7 @@ def test_estimates_with_logits_split_restrikes(tmp_path):
     roll = (1 / (1 + np.exp(-logit)) >= 0.4).astype(np.uint8)
     aio.write_segments(est, logit=logit, roll=roll)
     for extra, n in (([], 1), (["--restrike-depth", "0.3"], 2)):
-        M.main(["--rolls", str(est.parent), "--key", "roll", "--out", str(tmp_path / "o"), *extra])
+        Midi_synth.main(["--rolls", str(est.parent), "--key", "roll", "--out", str(tmp_path / "o"), *extra])
         notes = midi_notes_frames(aio.load_midi(tmp_path / "o" / "v.mid"))
         assert len(notes) == n
     assert [(p, a, b) for p, a, b, _ in notes] == [(60, 5, 18), (60, 18, 30)]

@@ -80,6 +80,7 @@ def test_repeats_and_voltas_are_played_in_order():
     assert mc._play_order(table) == [0, 1, 2, 0, 1, 3, 4, 4]
 
 
+@pytest.mark.real_data
 def test_asap_performance_is_taken_as_is(tmp_path):
     path = shared_data("asap", "Bach_WTC1_Prelude1_BWV846_Shi05M.mid")
     piece = [p for p in mc.default_pieces([path]) if p.kind == "performance"][0]

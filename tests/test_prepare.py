@@ -3,11 +3,11 @@ import json
 
 import numpy as np
 
-import Piano_render as R
-import Video_prepare
 import audeo_io as aio
+import audeo_render as R
+import Video_prepare
 from audeo_video import crop_keyboard, iter_frames, read_box, resample_indices, video_info
-from test_render import write_clip_midi
+from conftest import write_clip_midi
 
 
 def test_thirty_fps_video_becomes_25_fps_frames_aligned_with_labels(tmp_path):

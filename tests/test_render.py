@@ -1,32 +1,17 @@
-"""Piano_render: outputs, the picture's key state against the MIDI, camera sides, bad inputs."""
+"""Piano_render / audeo_render: outputs, the picture's key state against the MIDI, camera sides, bad inputs."""
 import json
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import soundfile
 
-import Piano_render as R
 import audeo_io as aio
-from audeo_constants import FPS, MIDI_LOW, N_KEYS, SAMPLE_RATE
+import audeo_render as R
+from audeo_constants import FPS, N_KEYS, SAMPLE_RATE
 from audeo_video import crop_keyboard, read_box, video_info
-from conftest import REPO
-
-
-def write_clip_midi(path, seconds=3.0, seed=0):
-    """A short two-hand performance with chords, a re-strike and pedal."""
-    rng = np.random.default_rng(seed)
-    notes, t = [], 0.0
-    while t < seconds:
-        for p in (rng.integers(40, 55), rng.integers(60, 80), rng.integers(60, 80)):
-            notes.append((int(p), t, t + rng.uniform(0.1, 0.5), int(rng.integers(40, 110))))
-        t += rng.uniform(0.15, 0.4)
-    notes.append((60, t, t + 0.3, 80))
-    notes.append((60, t + 0.3, t + 0.6, 80))
-    aio.write_midi(aio.notes_to_pretty_midi(notes, pedal=[(1.0, 2.0)]), path)
-    return path
+from conftest import REPO, write_clip_midi
 
 
 @pytest.fixture(scope="module")

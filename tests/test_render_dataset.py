@@ -8,9 +8,8 @@ import pytest
 
 import Render_dataset as B
 import audeo_io as aio
-from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS, N_KEYS, SEGMENT_FRAMES
-from conftest import REPO
-from test_render import write_clip_midi
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH, N_KEYS, SEGMENT_FRAMES
+from conftest import REPO, write_clip_midi
 
 
 @pytest.fixture(scope="module")

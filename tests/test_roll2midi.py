@@ -1,14 +1,10 @@
 """Roll2Midi windows, GAN training with resume and torchrun, inference and before/after evaluation."""
-import csv
 import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -17,13 +13,14 @@ import torch
 
 import Roll2Midi_dataset as rd
 import Roll2Midi_evaluate
-import Roll2Midi_inference as ri
+import Roll2Midi_inference
+import Roll2Midi_net as rn
 import Video2Roll_inference
 import audeo_io as aio
 from audeo_constants import (ESTIMATE_DIR, MIDI_DIR, N_KEYS, PAPER_MAX_KEY, PAPER_MIN_KEY, PAPER_N_KEYS,
                              ROLL2MIDI_DIR, ROLL2MIDI_FRAMES)
-from audeo_train import save_checkpoint
-from conftest import REPO
+from audeo_io import save_checkpoint
+from conftest import REPO, hand_made_rolls, kill_after_mid_epoch_save, read_log, torchrun
 from Roll2Midi_net import Generator, Roll2MidiConfig, build_models
 from Video2Roll_net import build_model, preset
 
@@ -31,15 +28,7 @@ TINY = {"base_channels": 4}
 TINY_NET = json.dumps(TINY)
 TRAIN = [sys.executable, str(REPO / "Roll2Midi_train.py")]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one OpenMP thread is much faster than two fighting ones."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----------------------------------------------------------------------------- hand-made data
@@ -69,6 +58,7 @@ def make_dataset(tmp, splits):
 
 
 def sigmoid(x):
+    """In float64: an independent reference for the float32 sigmoid the code uses."""
     return 1 / (1 + np.exp(-x.astype(np.float64)))
 
 
@@ -167,11 +157,6 @@ def tiny_args(data, out, *extra):
             "--n-keys", "51", *extra]
 
 
-def read_log(out):
-    with open(out / "log.csv") as f:
-        return list(csv.DictReader(f))
-
-
 def _state(path):
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return ckpt["generator"], ckpt["discriminator"]
@@ -196,7 +181,7 @@ def test_tiny_gan_trains_two_epochs_and_writes_checkpoints(train_data, tmp_path)
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert (last["epoch"], last["step"]) == (2, 0)
     for path in (out / "best.pt", out / "last.pt"):
-        g, config = ri.load_generator(path, "cpu")
+        g, config = rn.load_generator(path, "cpu")
         assert config.n_keys == PAPER_N_KEYS and not g.training
 
 
@@ -216,11 +201,11 @@ def test_onset_channel_generator_trains_and_decodes_notes_at_onsets(tmp_path):
     proc = subprocess.run(TRAIN + ["--estimates", str(estimates), "--data", str(root), "--out", str(out), "--net", net,
                                    "--epochs", "1", "--batch-size", "4"], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    g, config = ri.load_generator(out / "best.pt")
+    g, config = rn.load_generator(out / "best.pt")
     assert config.in_channels == 2
     _, probs = rd.load_estimate(estimates / ESTIMATE_DIR / "validation" / "v0", channels=2)
     assert probs.shape == (130, N_KEYS, 2)
-    roll = ri.refine(g, probs, "cpu", threshold=0.0)           # every frame on: notes only split at onsets
+    roll = rn.refine(g, probs, "cpu", threshold=0.0)           # every frame on: notes only split at onsets
     starts = np.diff(np.pad(roll, ((1, 0), (0, 0))).astype(int), axis=0) > 0
     peaks = probs[..., 1] >= 0.5
     assert starts.any() and not (starts & ~peaks).any()
@@ -229,17 +214,8 @@ def test_onset_channel_generator_trains_and_decodes_notes_at_onsets(tmp_path):
 def test_killed_and_resumed_run_ends_with_identical_weights(train_data, tmp_path):
     common = ["--epochs", "3", "--batch-size", "2", "--save-minutes", "1e-9"]
     subprocess.run(TRAIN + tiny_args(train_data, tmp_path / "a", *common), check=True, capture_output=True, env=ENV)
-    proc = subprocess.Popen(TRAIN + tiny_args(train_data, tmp_path / "b", *common), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "b" / "last.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline:          # kill it hard once it has saved mid-epoch progress
-        if last.exists() and torch.load(last, weights_only=True)["step"] > 0:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed = torch.load(last, weights_only=True)
+    killed = kill_after_mid_epoch_save(TRAIN + tiny_args(train_data, tmp_path / "b", *common), tmp_path / "b" / "last.pt",
+                                       env=ENV)
     assert killed["step"] > 0 and (killed["epoch"], killed["step"]) < (3, 0)
     resumed = subprocess.run(TRAIN + tiny_args(train_data, tmp_path / "b", *common), capture_output=True, text=True,
                              env=ENV)
@@ -251,24 +227,30 @@ def test_killed_and_resumed_run_ends_with_identical_weights(train_data, tmp_path
     assert len(read_log(tmp_path / "b")) == 3
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_torchrun_two_cpu_processes_only_rank0_writes_and_each_rank_resumes_its_own_rng(train_data, tmp_path):
+    """Two ranks: one log row per epoch, only rank 0's files; the generator's dropout draws from each rank's
+    own RNG, so a run stopped after epoch 1 and resumed ends with the weights of an uninterrupted one only
+    when every rank restores its own RNG state (not rank 0's)."""
+    def run(out, epochs):
+        proc = subprocess.run(torchrun("Roll2Midi_train.py", *tiny_args(train_data, out, "--epochs", epochs,
+                                                                         "--batch-size", "2")),
+                              capture_output=True, text=True, env=ENV)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
 
-
-def test_torchrun_two_cpu_processes_only_rank0_writes(train_data, tmp_path):
+    proc = run(tmp_path / "ddp", "2")
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), str(REPO / "Roll2Midi_train.py"), *tiny_args(train_data, out, "--epochs", "2",
-                                                                            "--batch-size", "2")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "log.csv"]
     assert len(read_log(out)) == 2                       # one row per epoch, not one per rank
     assert proc.stdout.count("training Roll2Midi") == 1
     assert "x2:" in proc.stdout
-    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and len(last["ranks"]) == 2
+    assert not torch.equal(last["ranks"][0]["rng"]["torch"], last["ranks"][1]["rng"]["torch"])
+    run(tmp_path / "resumed", "1")
+    assert "resumed" in run(tmp_path / "resumed", "2").stdout
+    (ga, da), (gb, db) = _state(out / "last.pt"), _state(tmp_path / "resumed" / "last.pt")
+    assert all(torch.equal(ga[k], gb[k]) for k in ga) and all(torch.equal(da[k], db[k]) for k in da)
 
 
 # ----------------------------------------------------------------------------- inference
@@ -290,24 +272,24 @@ def test_refine_any_length_equals_window_by_window(n_frames):
     torch.manual_seed(3)
     g = Generator(Roll2MidiConfig(n_keys=PAPER_N_KEYS, **TINY)).eval()
     probs = np.random.default_rng(n_frames).random((n_frames, PAPER_N_KEYS)).astype(np.float32)
-    p = ri.refine_probs(g, probs, "cpu", batch_size=2)
+    p = rn.refine_probs(g, probs, "cpu", batch_size=2)
     assert p.shape == probs.shape and p.dtype == np.float32
     np.testing.assert_allclose(p, _window_by_window(g, probs), atol=1e-6)
-    assert np.array_equal(ri.refine(g, probs, "cpu", batch_size=3), (p >= 0.5).astype(np.uint8))
+    assert np.array_equal(rn.refine(g, probs, "cpu", batch_size=3), (p >= 0.5).astype(np.uint8))
 
 
 def test_inference_keeps_odd_last_segment_and_segment_names(tmp_path):
     estimates, _ = make_dataset(tmp_path, {"testing": [230, 75]})      # 4 + 30 and 50 + 25 frames
     ckpt = tiny_generator_checkpoint(tmp_path / "g.pt", N_KEYS)
-    ri.main(["--checkpoint", str(ckpt), "--estimates", str(estimates), "--out", str(tmp_path / "o"),
+    Roll2Midi_inference.main(["--checkpoint", str(ckpt), "--estimates", str(estimates), "--out", str(tmp_path / "o"),
              "--batch-size", "1"])
-    g, _ = ri.load_generator(ckpt)
+    g, _ = rn.load_generator(ckpt)
     for video in ("v0", "v1"):
         est = aio.list_segments(estimates / ESTIMATE_DIR / "testing" / video)
         res = aio.list_segments(tmp_path / "o" / ROLL2MIDI_DIR / "testing" / video)
         assert [(s, e) for s, e, _ in res] == [(s, e) for s, e, _ in est]
         _, logit = aio.read_segments(estimates / ESTIMATE_DIR / "testing" / video, "logit")
-        expected = (_window_by_window(g, rd.estimate_probs(logit)) >= 0.5).astype(np.uint8)
+        expected = (_window_by_window(g, aio.estimate_probs(logit)) >= 0.5).astype(np.uint8)
         for s, e, path in res:
             with np.load(path) as z:
                 assert set(z.files) == {"midi"}
@@ -327,9 +309,9 @@ def test_pipeline_video2roll_estimates_to_roll2midi_results(tiny_dataset, tmp_pa
     Video2Roll_inference.main(["--checkpoint", str(tmp_path / "v2r.pt"), "--data", str(tiny_dataset),
                                "--split", "testing", "--out", str(tmp_path / "est")])
     ckpt = tiny_generator_checkpoint(tmp_path / "g.pt", N_KEYS, seed=1)
-    ri.main(["--checkpoint", str(ckpt), "--estimates", str(tmp_path / "est"), "--split", "testing",
+    Roll2Midi_inference.main(["--checkpoint", str(ckpt), "--estimates", str(tmp_path / "est"), "--split", "testing",
              "--out", str(tmp_path / "o")])
-    g, _ = ri.load_generator(ckpt)
+    g, _ = rn.load_generator(ckpt)
     videos = sorted(p.name for p in (tmp_path / "est" / ESTIMATE_DIR / "testing").iterdir())
     assert videos
     for video in videos:
@@ -337,7 +319,7 @@ def test_pipeline_video2roll_estimates_to_roll2midi_results(tiny_dataset, tmp_pa
         res_dir = tmp_path / "o" / ROLL2MIDI_DIR / "testing" / video
         assert [p.name for *_, p in aio.list_segments(res_dir)] == [p.name for *_, p in aio.list_segments(est_dir)]
         _, logit = aio.read_segments(est_dir, "logit")
-        probs = rd.estimate_probs(logit)
+        probs = aio.estimate_probs(logit)
         assert not probs[:, :PAPER_MIN_KEY].any()          # unpredicted keys are probability 0
         _, midi = aio.read_segments(res_dir, "midi")
         assert np.array_equal(midi, (_window_by_window(g, probs) >= 0.5).astype(np.uint8))
@@ -366,16 +348,12 @@ def constant_generator_checkpoint(path, n_keys, value):
 
 def test_evaluate_before_and_after_on_hand_made_rolls(tmp_path, capsys):
     """Two videos of 4 frames; a generator that outputs 0.45 everywhere: nothing at 0.5, everything at 0.4."""
-    target = np.zeros((4, N_KEYS), np.uint8)
-    target[0, 40] = target[1, 40] = target[2, 50] = 1        # note A: key 40 frames 0-1; note B: key 50 frame 2
-    logit = np.full((4, N_KEYS), -5.0, np.float32)
-    logit[0, 40] = logit[1, 40] = 5.0                        # A found exactly
-    logit[3, 60] = 5.0                                       # a false note; B missed; frame 3 falsely non-silent
+    target, logit = hand_made_rolls()          # note A found, note B missed, a false note (see conftest)
     for video in ("v1", "v2"):
         write_video(tmp_path / "est", tmp_path / "data", "testing", video, target, logit)
     ckpt = constant_generator_checkpoint(tmp_path / "g.pt", N_KEYS, 0.45)
     Roll2Midi_evaluate.main(["--checkpoint", str(ckpt), "--estimates", str(tmp_path / "est"), "--data",
-                             str(tmp_path / "data"), "--extra-thresholds", "0.4", "--json", str(tmp_path / "r.json")])
+                             str(tmp_path / "data"), "--extra-midi-thresholds", "0.4", "--json", str(tmp_path / "r.json")])
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 2 + 3 * 3                            # header, rule, 3 stages x (2 videos + overall)
     assert table[-1].split()[:3] == ["overall", "roll2midi@0.4", "8"]

@@ -7,15 +7,7 @@ import Roll2Midi_net as rn
 from audeo_constants import N_KEYS, PAPER_N_KEYS, ROLL2MIDI_FRAMES, SEGMENT_FRAMES
 
 TINY = 8  # base_channels of the fast test models
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """On a shared 2-core CPU, OpenMP threads spin against each other: 1 thread is ~5x faster."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(n_keys, **kw):

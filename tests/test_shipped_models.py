@@ -4,7 +4,7 @@ import torch
 
 from audeo_constants import CROP_HEIGHT, CROP_WIDTH, N_KEYS, SEGMENT_FRAMES, STACK_FRAMES
 from conftest import REPO
-from Roll2Midi_inference import load_generator
+from Roll2Midi_net import load_generator
 from Video2Roll_net import load_model
 
 MODELS = REPO / "models"

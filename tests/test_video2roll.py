@@ -1,27 +1,22 @@
 """Video2Roll training, resume, torchrun, evaluation and inference on tiny rendered clips."""
-import csv
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
-import Piano_render
+import audeo_io as aio
+import audeo_render
 import Video2Roll_evaluate
 import Video2Roll_inference
 import Video_prepare
-import audeo_io as aio
 from audeo_constants import ESTIMATE_DIR, N_KEYS
-from audeo_train import save_checkpoint
-from conftest import REPO
-from test_render import write_clip_midi
+from audeo_io import save_checkpoint
+from conftest import REPO, hand_made_rolls, kill_after_mid_epoch_save, read_log, torchrun, write_clip_midi
 from Video2Roll_net import build_model, preset
 
 TINY_NET = json.dumps({"stem_channels": [8, 16], "trunk_channels": [16, 16, 16], "seq_channels": 32,
@@ -32,11 +27,6 @@ TRAIN = [sys.executable, str(REPO / "Video2Roll_train.py")]
 def tiny_args(data, out, *extra):
     return ["--data", str(data), "--out", str(out), "--preset", "fast", "--net", TINY_NET, "--workers", "0",
             "--sampler", "shuffle", "--no-augment", *extra]
-
-
-def read_log(out):
-    with open(out / "log.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def test_tiny_net_overfits_a_clip(tiny_dataset, tmp_path):
@@ -70,17 +60,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_pa
     common = ["--data", str(tiny_dataset), *RESUME_CONFIGS[config], "--epochs", "3", "--batch-size", "4",
               "--save-minutes", "1e-9"]
     subprocess.run(TRAIN + ["--out", str(tmp_path / "a"), *common], check=True, capture_output=True)
-    proc = subprocess.Popen(TRAIN + ["--out", str(tmp_path / "b"), *common],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "b" / "last.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline:          # kill it hard once it has saved mid-epoch progress
-        if last.exists() and torch.load(last, weights_only=True)["step"] > 0:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed = torch.load(last, weights_only=True)
+    killed = kill_after_mid_epoch_save(TRAIN + ["--out", str(tmp_path / "b"), *common], tmp_path / "b" / "last.pt")
     assert (killed["epoch"], killed["step"]) < (3, 0)
     subprocess.run(TRAIN + ["--out", str(tmp_path / "b"), *common], check=True, capture_output=True)
     a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
@@ -107,17 +87,9 @@ def test_tiny_sequence_model_learns_onsets(tiny_dataset, tmp_path):
     assert max(float(r[key]) for r in log) > 0.5 and max(float(r["val_score"]) for r in log) > 0.6
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), str(REPO / "Video2Roll_train.py"), *tiny_args(tiny_dataset, out, "--epochs", "2",
-                                                                              "--batch-size", "4")]
+    cmd = torchrun("Video2Roll_train.py", *tiny_args(tiny_dataset, out, "--epochs", "2", "--batch-size", "4"))
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "log.csv"]
@@ -130,11 +102,7 @@ def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_dataset, tmp_path):
 def test_evaluate_on_hand_made_rolls(tmp_path):
     """Two videos, hand-made estimates and labels; every figure checked against a hand computation."""
     root = tmp_path
-    target = np.zeros((4, N_KEYS), np.uint8)
-    target[0, 40] = target[1, 40] = target[2, 50] = 1        # note A: key 40 frames 0-1; note B: key 50 frame 2
-    logit = np.full((4, N_KEYS), -5.0, np.float32)
-    logit[0, 40] = logit[1, 40] = 5.0                        # A found exactly
-    logit[3, 60] = 5.0                                       # a false note; B missed; frame 3 falsely non-silent
+    target, logit = hand_made_rolls()          # note A found, note B missed, a false note (see conftest)
     for video in ("v1", "v2"):
         aio.save_labels(root / "labels_keydown" / "testing" / f"{video}.pkl", target)
         aio.write_segments(root / "est" / ESTIMATE_DIR / "testing" / video, logit=logit, roll=(logit > 0).astype(np.uint8))
@@ -163,7 +131,7 @@ def test_evaluate_on_hand_made_rolls(tmp_path):
 @pytest.fixture(scope="module")
 def video_and_checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("v2r_video")
-    Piano_render.render(write_clip_midi(d / "in.mid", seconds=1.5), d / "clip", seed=2, fps=30, progress=False)
+    audeo_render.render(write_clip_midi(d / "in.mid", seconds=1.5), d / "clip", seed=2, fps=30, progress=False)
     torch.manual_seed(0)
     config = preset("fast", **{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(TINY_NET).items()})
     model = build_model(config)
@@ -172,20 +140,26 @@ def video_and_checkpoint(tmp_path_factory):
     return d
 
 
-def test_inference_from_video_equals_inference_from_its_dataset(video_and_checkpoint, tmp_path):
+def test_inference_from_video_equals_inference_from_its_dataset(video_and_checkpoint, tmp_path, capsys):
     d = video_and_checkpoint
     box = (d / "clip" / "box.txt").read_text().split()
     Video_prepare.main([str(d / "clip" / "video.mp4"), "--out", str(tmp_path / "data"), "--name", "clip",
                         "--box", *box])
     common = ["--checkpoint", str(d / "tiny.pt"), "--out", str(tmp_path / "o"), "--batch-size", "7"]
     Video2Roll_inference.main(common + ["--data", str(tmp_path / "data"), "--split", "testing"])
-    Video2Roll_inference.main(common + ["--video", str(d / "clip" / "video.mp4"), "--box", *box,
-                                        "--name", "clip_file", "--split", "testing"])
+    Video2Roll_inference.main(common + [str(d / "clip" / "video.mp4"), "--box", *box, "--name", "clip_file",
+                                        "--split", "testing"])
     start_a, a = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip", "logit")
     start_b, b = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip_file", "logit")
     n_video = json.loads((d / "clip" / "render.json").read_text())["duration"] * 25
     assert start_a == start_b == 0 and a.shape == b.shape == (int(n_video), N_KEYS)
     np.testing.assert_allclose(a, b, atol=1e-5)
+    # no box: the keyboard is found and its crops rectified, as in Audeo.py; the same frames come out
+    capsys.readouterr()
+    Video2Roll_inference.main(common + [str(d / "clip" / "video.mp4"), "--name", "clip_found"])
+    assert "detected, player side" in capsys.readouterr().out
+    _, found = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip_found", "logit")
+    assert found.shape == a.shape
     _, roll = aio.read_segments(tmp_path / "o" / "estimate_Roll" / "testing" / "clip", "roll")
     assert np.array_equal(roll, (1 / (1 + np.exp(-a)) >= 0.4).astype(np.uint8))
     # bf16 autocast: the same logits up to bf16 rounding (8 mantissa bits)
@@ -219,8 +193,7 @@ def test_inference_bad_inputs(video_and_checkpoint, tmp_path, case):
         video.write_bytes(b"\x00" * 5000)
     elif case == "box":
         box = ["10", "10", "5000", "60"]
-    proc = _run_inference(["--checkpoint", str(ckpt), "--video", str(video), "--box", *box, "--out", "o", *extra],
-                          tmp_path)
+    proc = _run_inference(["--checkpoint", str(ckpt), str(video), "--box", *box, "--out", "o", *extra], tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr

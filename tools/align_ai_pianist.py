@@ -1,6 +1,6 @@
-"""Align every AI-Pianist take's MIDI with its video using a Video2Roll model (Video_align.py).
+"""Align every AI-Pianist take's MIDI with its video using a Video2Roll model (audeo_align, as Video_align.py).
 
-    .venv/bin/python tools/align_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --checkpoint MODEL.pt --out offsets.json
+    .venv/bin/python tools/align_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --checkpoint MODEL.pt --json offsets.json
 
 Searches +-WINDOW s around the alignment file's value (or the README's correction) and writes
 {take: offset} plus, per take, the file value, the difference, and the offsets found from the first
@@ -17,9 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audeo_cli import run  # noqa: E402
+from audeo_ai_pianist import PITCH_SHIFT, given_offset, take_id  # noqa: E402
+from audeo_align import estimate_offset, frame_probs  # noqa: E402
+from audeo_cli import add_device_arg, resolve_device, run  # noqa: E402
 from audeo_constants import FPS  # noqa: E402
-from audeo_io import atomic_path, load_midi  # noqa: E402
+from audeo_io import atomic_path, load_midi, shift_pitch  # noqa: E402
+from audeo_video import read_crops, resolve_box  # noqa: E402
 
 WINDOW = 3.0          # s: wider than the README's worst known error (2.5 s)
 MAX_SPREAD = 0.1      # s: halves of a take that disagree by more than this leave it out
@@ -27,16 +30,15 @@ HALF_WINDOW = 0.5     # s: each half is searched this far around the whole take'
 
 
 def main(argv=None):
-    import Video_align
-    from tools.prepare_ai_pianist import OFFSET_FIX, PITCH_SHIFT, file_offset, take_id
-    from Video_prepare import read_crops, resolve_box, shift_pitch
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--src", required=True)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--window", type=float, default=WINDOW)
-    p.add_argument("--max-spread", type=float, default=MAX_SPREAD)
+    p.add_argument("--src", required=True, help="ai_pianist/TrainSet folder")
+    p.add_argument("--checkpoint", required=True, help="Video2Roll checkpoint")
+    p.add_argument("--json", required=True, help="write {offsets, report} here")
+    p.add_argument("--window", type=float, default=WINDOW, help="half-width (s) of the search around the given offset")
+    p.add_argument("--max-spread", type=float, default=MAX_SPREAD, help="leave out takes whose halves disagree more (s)")
+    add_device_arg(p)
     args = p.parse_args(argv)
+    device = resolve_device(args.device)
     offsets, report = {}, {}
     for video in sorted(Path(args.src).rglob("*.wmv")):
         take = take_id(video, Path(args.src))
@@ -44,13 +46,12 @@ def main(argv=None):
         with contextlib.redirect_stderr(io.StringIO()):
             crops = read_crops(video, box, far_side)
         pm = shift_pitch(load_midi(f"{video}.mid"), PITCH_SHIFT, video)
-        given = OFFSET_FIX.get(take, file_offset(f"{video}.txt"))
-        probs = Video_align.video_probs(crops, args.checkpoint)
-        found = Video_align.estimate_offset(None, pm, probs=probs, near=given, window=args.window)
+        given = given_offset(take, video)
+        probs = frame_probs(crops, args.checkpoint, device)
+        found = estimate_offset(None, pm, probs=probs, near=given, window=args.window)
         half = len(probs) // 2
-        first = Video_align.estimate_offset(None, pm, probs=probs[:half], near=found, window=HALF_WINDOW)
-        second = Video_align.estimate_offset(None, pm, probs=probs[half:], near=found - half / FPS,
-                                             window=HALF_WINDOW) + half / FPS
+        first = estimate_offset(None, pm, probs=probs[:half], near=found, window=HALF_WINDOW)
+        second = estimate_offset(None, pm, probs=probs[half:], near=found - half / FPS, window=HALF_WINDOW) + half / FPS
         spread = abs(first - second)
         if spread <= args.max_spread:
             offsets[take] = round(found, 4)
@@ -58,7 +59,7 @@ def main(argv=None):
                             first_half=round(first, 4), second_half=round(second, 4), spread=round(spread, 4))
         print(f"{take}: file {given:.3f} found {found:.3f} ({found - given:+.3f} s), halves {first:.3f} / "
               f"{second:.3f} (spread {spread:.3f} s){'' if spread <= args.max_spread else ' -> left out'}", flush=True)
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.json) as tmp:
         Path(tmp).write_text(json.dumps(dict(offsets=offsets, report=report), indent=1))
 
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python tools/score_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --out OUT [--pianists 9 10 13]
 
-Runs Audeo.py on every take of the given pianists (by default the held-out test pianists 9, 10 and 13)
-against its human MIDI (pitch + 12, the offset from --offsets: tools/ai_pianist_offsets.json, one global
+Runs Audeo.py's pipeline (audeo_pipeline.audeo) on every take of the given pianists (by default the
+held-out test pianists 9, 10 and 13) against its human MIDI (pitch + 12, the offset from --offsets: tools/ai_pianist_offsets.json, one global
 offset per take found by alignment), and pools the counts over takes: the same frame and note metrics
 as Video2Roll_evaluate.py (note onset at 50, 100 and 150 ms, onset+offset), overall, by camera angle
 and for black and white keys. Whole takes are scored (no spans cut out, unlike the prepared dataset);
@@ -18,13 +18,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audeo_cli import run  # noqa: E402
-from audeo_constants import FPS, is_white_key  # noqa: E402
-from audeo_io import atomic_path, load_midi, midi_to_roll  # noqa: E402
+from audeo_ai_pianist import EXCLUDE, OFFSETS, PITCH_SHIFT, TEST_PIANISTS, take_id  # noqa: E402
+from audeo_cli import add_device_arg, run  # noqa: E402
+from audeo_constants import FPS, ROLL2MIDI_MODEL, VIDEO2ROLL_MODEL, is_white_key  # noqa: E402
+from audeo_io import atomic_path, load_midi, midi_to_roll, reference_roll  # noqa: E402
 from audeo_metrics import format_table, video_set_metrics  # noqa: E402
+from audeo_pipeline import audeo  # noqa: E402
 
-OFFSETS = Path(__file__).with_name("ai_pianist_offsets.json")
-TEST_PIANISTS = ("9", "10", "13")
 COLUMNS = ["frame_pooled_precision", "frame_pooled_recall", "frame_pooled_f1", "note_onset_precision",
            "note_onset_recall", "note_onset_f1", "note_onset_100ms_f1", "note_onset_150ms_f1", "note_onset_offset_f1"]
 
@@ -37,16 +37,14 @@ def keep_frames(n, spans):
 
 
 def main(argv=None):
-    import Audeo
-    from tools.prepare_ai_pianist import EXCLUDE, PITCH_SHIFT, take_id
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--src", required=True, help="ai_pianist/TrainSet folder")
     p.add_argument("--out", required=True)
     p.add_argument("--pianists", nargs="+", default=list(TEST_PIANISTS))
     p.add_argument("--offsets", default=str(OFFSETS), help="JSON {offsets: {take: s}}")
-    p.add_argument("--video2roll", default=str(Audeo.DEFAULTS["video2roll"]))
-    p.add_argument("--roll2midi", default=str(Audeo.DEFAULTS["roll2midi"]))
-    p.add_argument("--device")
+    p.add_argument("--video2roll", default=str(VIDEO2ROLL_MODEL), help="Video2Roll checkpoint")
+    p.add_argument("--roll2midi", default=str(ROLL2MIDI_MODEL), help="Roll2Midi checkpoint, or 'none'")
+    add_device_arg(p)
     args = p.parse_args(argv)
     offsets = json.loads(Path(args.offsets).read_text())["offsets"]
     src, out = Path(args.src), Path(args.out)
@@ -58,12 +56,12 @@ def main(argv=None):
         folder = out / take.replace("/", "_")
         meta_path = folder / f"{video.stem}.json"
         if not meta_path.is_file():                     # a killed run resumes with the takes not done
-            Audeo.audeo(video, folder, reference=f"{video}.mid", reference_offset=offsets[take],
+            audeo(video, folder, reference=f"{video}.mid", reference_offset=offsets[take],
                         reference_pitch_shift=PITCH_SHIFT, video2roll=args.video2roll, roll2midi=args.roll2midi,
                         device=args.device)
         meta = json.loads(meta_path.read_text())
         pred = midi_to_roll(load_midi(folder / f"{video.stem}.mid"), sustain=False, n_frames=meta["frames"])
-        ref = Audeo.reference_roll(f"{video}.mid", offsets[take], meta["frames"], PITCH_SHIFT)
+        ref = reference_roll(f"{video}.mid", offsets[take], meta["frames"], PITCH_SHIFT)
         keep = keep_frames(len(ref), EXCLUDE.get(take, []))
         preds.append(pred[keep])
         refs.append(ref[keep])

@@ -3,7 +3,7 @@
     .venv/bin/python tools/ship_model.py RUN/best.pt models/NAME.pt
 
 Works for Video2Roll ({config, model}) and Roll2Midi ({config, generator}) checkpoints; the loaders
-(Video2Roll_net.load_model, Roll2Midi_inference.load_generator) turn fp16 back into fp32.
+(Video2Roll_net.load_model, Roll2Midi_net.load_generator) turn fp16 back into fp32.
 """
 import argparse
 import sys
@@ -12,15 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
-from audeo_io import AudeoError  # noqa: E402
-from audeo_train import read_torch_file, save_checkpoint  # noqa: E402
+from audeo_io import AudeoError, half_state, read_torch_file, save_checkpoint  # noqa: E402
 
 WEIGHTS = ("model", "generator")          # the state dict each kind of checkpoint carries
 KEEP = ("config", "metrics", "epoch")
-
-
-def half(state):
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def main(argv=None):
@@ -40,7 +35,7 @@ def main(argv=None):
             if key != "model":
                 raise AudeoError(f"{args.checkpoint}: only a Video2Roll checkpoint has an operating point")
             shipped["config"] = {**shipped["config"], field: value}
-    shipped[key] = half(ckpt[key])
+    shipped[key] = half_state(ckpt[key])
     save_checkpoint(args.out, **shipped)
     print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.1f} MB")
 

@@ -17,20 +17,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
-from audeo_constants import DECODING_GRID, ESTIMATE_DIR, KEYDOWN_LABELS_DIR, SPLITS  # noqa: E402
-from audeo_io import AudeoError, decode_roll, estimate_probs, load_labels, read_segments  # noqa: E402
+from audeo_constants import DECODING_GRID, KEYDOWN_LABELS_DIR, SPLITS  # noqa: E402
+from audeo_io import (AudeoError, decode_roll, estimate_folder, estimate_probs, list_estimate_videos,  # noqa: E402
+                      load_labels, read_segments)
 from audeo_metrics import format_table, video_set_metrics  # noqa: E402
-
 
 
 def load_root(data, estimates, split):
     """[(frame probs, onset probs, key-down labels)] of every video with estimates."""
-    folder = Path(estimates) / ESTIMATE_DIR / split
-    videos = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    if not videos:
-        raise AudeoError(f"{folder}: no estimate folders")
+    folder = estimate_folder(estimates, split)
     out = []
-    for v in videos:
+    for v in list_estimate_videos(estimates, split):
         frame = estimate_probs(read_segments(folder / v, "logit")[1])
         onset = estimate_probs(read_segments(folder / v, "onset_logit")[1])
         _, labels = load_labels(Path(data) / KEYDOWN_LABELS_DIR / split / f"{v}.pkl")

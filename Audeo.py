@@ -5,7 +5,8 @@ In:  VIDEO (any format and frame rate OpenCV reads), optionally --box X1 Y1 X2 Y
      against (with --reference-offset: the video time of MIDI time 0; --reference-pitch-shift N for a file
      stored N semitones low, e.g. 12 for AI-Pianist) or --reference-audio REC to score against the notes
      basic-pitch transcribes from a recording of the performance.
-Out: DIR/<name>.mid        the generated performance (Video2Roll -> Roll2Midi -> notes)
+Out: DIR/<name>.mid        the generated performance (Video2Roll's onsets and frames -> notes; with
+                           --roll2midi models/roll2midi.pt, Roll2Midi refines the roll first)
      DIR/<name>.wav        it, synthesised at 16 kHz (the log names the synthesizer)
      DIR/<name>.mp4        the input video with the generated sound (H.264 + AAC, the ffmpeg bundled in
                            the imageio-ffmpeg wheel)
@@ -35,7 +36,7 @@ def main(argv=None):
     p.add_argument("--reference-pitch-shift", type=int, default=d["reference_pitch_shift"],
                    help="semitones added to the reference's notes (e.g. 12 for AI-Pianist's octave-low files)")
     p.add_argument("--video2roll", default=str(d["video2roll"]), help="Video2Roll checkpoint")
-    p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint, or 'none' to skip it")
+    p.add_argument("--roll2midi", default=str(d["roll2midi"]), help="Roll2Midi checkpoint (e.g. models/roll2midi.pt), or 'none': notes decoded from Video2Roll")
     p.add_argument("--threshold", type=float, default=d["threshold"], help="Video2Roll frame threshold without Roll2Midi (default: the model's)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
                    help="Video2Roll onset threshold (sequence models: notes start at onset peaks; default: the model's)")

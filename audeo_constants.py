@@ -79,7 +79,7 @@ ROLL2MIDI_DIR = "Roll2Midi_results"  # Roll2Midi output npz (midi)
 
 # --- the shipped models (models/, fp16; see tools/train_models.sh) ---------------------------
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-VIDEO2ROLL_MODEL = MODELS_DIR / "video2roll_fast.pt"     # the default Video2Roll everywhere
+VIDEO2ROLL_MODEL = MODELS_DIR / "video2roll_seq.pt"     # the default Video2Roll everywhere
 ROLL2MIDI_MODEL = MODELS_DIR / "roll2midi.pt"
 
 

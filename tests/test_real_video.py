@@ -29,7 +29,8 @@ def audeo(video, out, *extra):
 
 
 def take_args(take):
-    video = shared_data("ai_pianist", "TrainSet", *take.split("/")).with_suffix(".wmv")
+    *folders, name = take.split("/")
+    video = shared_data("ai_pianist", "TrainSet", *folders, f"{name}.wmv")
     return video, ["--reference", f"{video}.mid", "--reference-pitch-shift", "12",
                    "--reference-offset", str(OFFSETS[take])]
 

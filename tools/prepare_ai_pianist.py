@@ -9,7 +9,8 @@ Facts applied (audeo_ai_pianist.py, from ai_pianist/README.md): MIDI pitches are
 of MIDI time 0, except where the README says it is wrong (corrected, or the take is left out when only
 a rough value is known); PROBLEMS.txt's bad-key and blocking spans are cut out. The keyboard box is
 found automatically and its crops rectified (audeo_keyboard). --offsets (tools/align_ai_pianist.py's
-output) overrides the alignment files.
+output, e.g. tools/ai_pianist_offsets.json) overrides the alignment files; takes whose file is only
+rough stay out unless --include-rough.
 
     .venv/bin/python tools/prepare_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --out /work/data/ai_pianist
 """
@@ -36,6 +37,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--only-checked", action="store_true", help="only the takes whose alignment the README checked")
     p.add_argument("--offsets", help="JSON {offsets: {take: s}} overriding the alignment files (tools/align_ai_pianist.py)")
+    p.add_argument("--include-rough", action="store_true",
+                   help="also the takes with only a rough alignment file, at their --offsets value")
     args = p.parse_args(argv)
     override = json.loads(Path(args.offsets).read_text())["offsets"] if args.offsets else {}
     src = Path(args.src)
@@ -45,7 +48,7 @@ def main(argv=None):
     summary = []
     for video in videos:
         take = take_id(video, src)
-        if (take in ROUGH and take not in override) or (args.only_checked and take not in CHECKED):
+        if (take in ROUGH and not (args.include_rough and take in override)) or (args.only_checked and take not in CHECKED):
             continue
         offset = override.get(take, given_offset(take, video))
         split = SPLIT_OF_PIANIST.get(take.split("/")[0], SPLITS[0])

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_ai_pianist import EXCLUDE, OFFSETS, PITCH_SHIFT, TEST_PIANISTS, take_id  # noqa: E402
 from audeo_cli import add_device_arg, run  # noqa: E402
-from audeo_constants import FPS, ROLL2MIDI_MODEL, VIDEO2ROLL_MODEL, is_white_key  # noqa: E402
+from audeo_constants import FPS, is_white_key  # noqa: E402
 from audeo_io import atomic_path, load_midi, midi_to_roll, reference_roll  # noqa: E402
 from audeo_metrics import format_table, video_set_metrics  # noqa: E402
-from audeo_pipeline import audeo  # noqa: E402
+from audeo_pipeline import DEFAULTS, audeo  # noqa: E402
 
 COLUMNS = ["frame_pooled_precision", "frame_pooled_recall", "frame_pooled_f1", "note_onset_precision",
            "note_onset_recall", "note_onset_f1", "note_onset_100ms_f1", "note_onset_150ms_f1", "note_onset_offset_f1"]
@@ -42,8 +42,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--pianists", nargs="+", default=list(TEST_PIANISTS))
     p.add_argument("--offsets", default=str(OFFSETS), help="JSON {offsets: {take: s}}")
-    p.add_argument("--video2roll", default=str(VIDEO2ROLL_MODEL), help="Video2Roll checkpoint")
-    p.add_argument("--roll2midi", default=str(ROLL2MIDI_MODEL), help="Roll2Midi checkpoint, or 'none'")
+    p.add_argument("--video2roll", default=str(DEFAULTS["video2roll"]), help="Video2Roll checkpoint")
+    p.add_argument("--roll2midi", default=str(DEFAULTS["roll2midi"]), help="Roll2Midi checkpoint, or 'none' (default: Audeo.py's)")
     add_device_arg(p)
     args = p.parse_args(argv)
     offsets = json.loads(Path(args.offsets).read_text())["offsets"]

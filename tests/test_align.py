@@ -27,7 +27,8 @@ def test_recovers_a_known_shift_on_a_rendered_clip(tmp_path):
         assert abs(found - shift) <= 1 / 25
     aio.write_midi(aio.regrid(pm, -0.83), tmp_path / "early.mid")     # the command line: same answer
     proc = subprocess.run([sys.executable, str(REPO / "Video_align.py"), str(clip / "video.mp4"), "--midi",
-                           str(tmp_path / "early.mid"), "--box", *map(str, aio_box(clip))], capture_output=True, text=True)
+                           str(tmp_path / "early.mid"), "--box", *map(str, aio_box(clip)), "--checkpoint", str(MODEL)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0 and abs(float(proc.stdout) - found) < 1e-3, proc.stderr[-2000:]
 
 

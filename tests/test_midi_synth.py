@@ -101,6 +101,26 @@ def test_render_writes_midi_and_16k_wav_that_transcribes_back(tmp_path):
     assert any(p == 60 and abs(s - 125 * F) < 0.05 for p, s, _, _ in got)   # the re-strike is heard
 
 
+@pytest.mark.parametrize("backend", ["fluidsynth", "tinysoundfont"])
+def test_each_synthesizer_backend_plays_the_right_notes(tmp_path, backend):
+    """Both back-ends, forced (the search picks FluidSynth whenever it is installed), with the soundfont
+    every install has (pretty_midi's TimGM6mb): audible, and the transcription hears the roll's pitches."""
+    import importlib.util
+    Audio_evaluate = pytest.importorskip("Audio_evaluate")
+    if backend == "fluidsynth" and not S.fluidsynth_available():
+        pytest.skip("libfluidsynth is not installed here")
+    if backend == "tinysoundfont" and importlib.util.find_spec("tinysoundfont") is None:
+        pytest.skip("tinysoundfont is not installed here")
+    roll, _ = melody_roll()
+    synth = S.Synthesizer(backend, S.bundled_soundfont())
+    _, wav, description = S.render(roll, tmp_path / "melody", synth=synth)
+    assert description == f"{backend} + TimGM6mb.sf2"
+    audio, _ = soundfile.read(wav)
+    assert np.abs(audio).max() > 0.1
+    scores = Audio_evaluate.score_notes(Audio_evaluate.transcribe(wav), S.roll_notes(roll))
+    assert scores["onset_f1"] >= 0.8, scores
+
+
 def _segments(folder, spans, key="midi", n_keys=PAPER_N_KEYS):
     """Write one segment per (start, end, pitch): that pitch sounds in the segment's first two frames."""
     for start, end, pitch in spans:

@@ -12,7 +12,7 @@ found automatically and its crops rectified (audeo_keyboard). --offsets (tools/a
 output, e.g. tools/ai_pianist_offsets.json) overrides the alignment files; takes whose file is only
 rough stay out unless --include-rough.
 
-    .venv/bin/python tools/prepare_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --out /work/data/ai_pianist
+    .venv/bin/python tools/prepare_ai_pianist.py --src ../shared/data/ai_pianist/TrainSet --out data/ai_pianist
 """
 from __future__ import annotations
 

@@ -3,12 +3,12 @@
 # present). Every step resumes when re-run: the dataset build skips finished videos, training resumes
 # from its last.pt. Roughly: 20-40 min rendering, ~1 h per 3 Video2Roll epochs, ~40 min fine-tuning,
 # ~20 min estimates, ~40 min Roll2Midi on 2 CPU cores; the paper net for as long as it is given.
-#   DATA=/work/data RUNS=/work/runs bash tools/train_models.sh
+#   bash tools/train_models.sh            (DATA=data RUNS=runs SHARED=../shared/data by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-DATA=${DATA:-/work/data}
-RUNS=${RUNS:-/work/runs}
+DATA=${DATA:-data}
+RUNS=${RUNS:-runs}
 SHARED=${SHARED:-../shared/data}
 
 # 1. data: rendered real music (2.2 h) and the real AI-Pianist videos (split by pianist)

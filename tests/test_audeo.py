@@ -54,6 +54,30 @@ def test_without_box_the_keyboard_is_found(clip, tmp_path):
     assert meta["box_source"] == "detected" and np.abs(np.array(meta["box"]) - truth).max() <= 6
 
 
+def test_a_killed_run_leaves_only_complete_files(clip, tmp_path):
+    """SIGKILL at several points of a run: whatever is visible in DIR is complete (README: every file
+    appears complete, all at the end); only a hidden .audeo.* work folder may be left behind."""
+    import time
+    import pretty_midi
+    import soundfile
+    box = (clip / "box.txt").read_text().split()
+    args = [sys.executable, str(REPO / "Audeo.py"), str(clip / "video.mp4"), "--box", *box]
+    start = time.monotonic()
+    assert subprocess.run([*args, "--out", str(tmp_path / "full")], capture_output=True).returncode == 0
+    seconds = time.monotonic() - start
+    checks = {".json": lambda p: json.loads(p.read_text()), ".mid": lambda p: pretty_midi.PrettyMIDI(str(p)),
+              ".wav": soundfile.read, ".mp4": streams, ".png": lambda p: p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or 1 / 0}
+    for fraction in (0.3, 0.6, 0.85, 0.95):
+        out = tmp_path / f"killed_{fraction}"
+        proc = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(seconds * fraction)
+        proc.kill()
+        proc.wait()
+        visible = [p for p in out.iterdir() if not p.name.startswith(".")] if out.exists() else []
+        for path in visible:
+            checks[path.suffix](path)                  # raises on a truncated or half-written file
+
+
 @pytest.mark.parametrize("case", ["no_keyboard", "soundfont", "unwritable"])
 def test_failures_are_one_line_and_leave_nothing(clip, tmp_path, case):
     import cv2

@@ -14,10 +14,12 @@ has 88 keys or the paper's 51 (MIDI 36..86 = 88-key columns 15..65): `key_slice`
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -343,9 +345,19 @@ def to_88_keys(values, source="roll", fill=0):
 
 # --------------------------------------------------------------------------- MIDI
 
+def quiet_import(module):
+    """`import module` with anything it prints sent to stderr. pyfluidsynth (which pretty_midi and
+    basic-pitch import) prints where it found libfluidsynth to stdout whenever $CI is set, which would
+    corrupt the output of scripts whose stdout is their result (Video_align.py)."""
+    if module in sys.modules:
+        return sys.modules[module]
+    with contextlib.redirect_stdout(sys.stderr):
+        return importlib.import_module(module)
+
+
 def load_midi(path):
     """pretty_midi.PrettyMIDI of `path`, or a one-line error."""
-    import pretty_midi
+    pretty_midi = quiet_import("pretty_midi")
     path = Path(path)
     if not path.is_file():
         raise AudeoError(f"{path}: MIDI file not found")
@@ -518,13 +530,13 @@ def on_tick_grid(seconds):
 
 def new_pretty_midi():
     """An empty PrettyMIDI whose ticks fall on every frame boundary (see MIDI_TEMPO)."""
-    import pretty_midi
+    pretty_midi = quiet_import("pretty_midi")
     return pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO)
 
 
 def notes_to_pretty_midi(notes, program=0, pedal=()):
     """(pitch, start, end, velocity) notes (+ optional (down, up) pedal spans) -> PrettyMIDI piano."""
-    import pretty_midi
+    pretty_midi = quiet_import("pretty_midi")
     pm = new_pretty_midi()
     inst = pretty_midi.Instrument(program=program, name="Piano")
     for pitch, start, end, vel in notes:
@@ -539,7 +551,7 @@ def notes_to_pretty_midi(notes, program=0, pedal=()):
 
 def regrid(pm, shift=0.0):
     """A copy of `pm` moved by `shift` seconds with every time on the tick grid (events before 0 clamp to 0)."""
-    import pretty_midi
+    pretty_midi = quiet_import("pretty_midi")
     out = new_pretty_midi()
     for inst in pm.instruments:
         new = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE, SUSTAIN_CC
-from audeo_io import AudeoError, atomic_path, notes_to_pretty_midi, roll_to_notes, to_88_keys, write_midi
+from audeo_io import AudeoError, atomic_path, quiet_import, notes_to_pretty_midi, roll_to_notes, to_88_keys, write_midi
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PEAK = 0.9   # normalise rendered audio to this peak (neither backend normalises the same way)
@@ -46,7 +46,7 @@ def bundled_soundfont():
 
 def fluidsynth_available():
     try:
-        import fluidsynth  # noqa: F401  (ctypes wrapper: fails when libfluidsynth is missing)
+        quiet_import("fluidsynth")   # ctypes wrapper: fails when libfluidsynth is missing
         return True
     except ImportError:
         return False

@@ -40,6 +40,25 @@ def write_clip_midi(path, seconds=3.0, seed=0):
     return path
 
 
+def assert_roll_follows_notes(roll, pm, fps):
+    """Check a key-down roll against `pm`'s notes by hand (not with notes_to_roll): frame t stands for
+    time t/fps, so a note is down in the frame nearest its start, no key is down outside the frames
+    nearest a note of it, and a key struck again before (or as) its previous note ends is up for the
+    one frame before the re-strike. Returns how many re-strikes were checked."""
+    nearest = lambda seconds: int(np.floor(seconds * fps + 0.5 + 1e-6))
+    notes = sorted((n.pitch - 21, nearest(n.start), nearest(n.end)) for inst in pm.instruments for n in inst.notes)
+    touched = np.zeros(roll.shape, bool)
+    for key, first, end in notes:
+        assert roll[first, key], (key, first)
+        touched[first:max(end, first + 1), key] = True
+    assert not (roll.astype(bool) & ~touched).any()
+    restrikes = [(key, nxt[1]) for (key, first, end), nxt in zip(notes, notes[1:])
+                 if nxt[0] == key and first + 1 < nxt[1] <= end]
+    for key, again in restrikes:
+        assert not roll[again - 1, key] and roll[again, key], (key, again)
+    return len(restrikes)
+
+
 def melody_roll():
     """A 5.6 s hand-made piece on the paper's 51 keys: a detached scale, two triads, a held note re-struck once.
 

@@ -42,8 +42,8 @@ def test_video_to_music_writes_four_files(clip, tmp_path):
     src_seconds = json.loads((clip / "render.json").read_text())["duration"]
     assert has_video and has_audio and abs(seconds - src_seconds) < 0.1
     meta = json.loads((out / "video.json").read_text())
-    assert meta["box_source"] == "given" and "synthesizer" in meta and 0 <= meta["metrics"]["note_onset_f1"] <= 1
-    assert "synthesizer" not in proc.stdout or "fluidsynth" in proc.stdout or "tinysoundfont" in proc.stdout
+    assert meta["box_source"] == "given" and f"(audio: {meta['synthesizer']})" in proc.stdout
+    assert meta["metrics"]["note_onset_f1"] >= 0.8      # 0.92 with the shipped model on this 30 fps clip
 
 
 def test_without_box_the_keyboard_is_found(clip, tmp_path):

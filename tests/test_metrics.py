@@ -190,8 +190,11 @@ def test_all_metrics_names_and_threshold_sweep():
     probs = np.where(target > 0, 0.7, 0.1) + np.where(pred > 0, 0.2, 0.0)   # pred>0 & target>0 -> 0.9
     sweep = am.threshold_sweep(probs, target, [0.3, 0.8])
     assert [t for t, _ in sweep] == [0.3, 0.8]
-    assert sweep[0][1]["frame_pooled_recall"] == 1.0                # >= 0.3: every target key
-    assert sweep[1][1] == am.all_metrics(probs >= 0.8, target)      # only the 0.9 cells
+    low, high = sweep[0][1], sweep[1][1]
+    # >= 0.3: the 4 target cells and the predicted-only one (0.1 + 0.2); >= 0.8: the two 0.9 cells of 4
+    assert (low["frame_pooled_precision"], low["frame_pooled_recall"]) == (pytest.approx(0.8), 1.0)
+    assert (high["frame_pooled_precision"], high["frame_pooled_recall"]) == (1.0, 0.5)
+    assert high["frame_pooled_f1"] == pytest.approx(2 / 3)
     quick = am.threshold_sweep(probs, target, [0.5], notes=False)[0][1]
     assert not any(k.startswith("note_") for k in quick)
     assert am.best_threshold(sweep)[0] == 0.3

@@ -8,8 +8,8 @@ import pytest
 
 import Render_dataset as B
 import audeo_io as aio
-from audeo_constants import CROP_HEIGHT, CROP_WIDTH, N_KEYS, SEGMENT_FRAMES
-from conftest import REPO, write_clip_midi
+from audeo_constants import CROP_HEIGHT, CROP_WIDTH, FPS, N_KEYS, SEGMENT_FRAMES
+from conftest import REPO, assert_roll_follows_notes, write_clip_midi
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,11 @@ def test_labels_match_the_performance_midi_frame_by_frame(built):
         pm = aio.load_midi(out / "performances" / split / f"{name}.mid")
         _, labels = aio.load_labels(out / "labels" / split / f"{name}.pkl")
         _, keydown = aio.load_labels(out / "labels_keydown" / split / f"{name}.pkl")
-        assert np.array_equal(labels, aio.midi_to_roll(pm, sustain=True, n_frames=n))
-        assert np.array_equal(keydown, aio.midi_to_roll(pm, sustain=False, n_frames=n))
+        assert_roll_follows_notes(keydown, pm, FPS)
+        held = labels & ~keydown                                # the pedal only lengthens notes ...
+        assert not (keydown & ~labels).any() and held.any()
+        pedal_frames = np.arange(n)[held.any(axis=1)] / FPS    # ... while it is down (1.0-2.0 s + a frame)
+        assert 1.0 - 1 / FPS <= pedal_frames.min() and pedal_frames.max() <= 2.0 + 1 / FPS
         assert labels[0].any()                                  # leading silence trimmed
         _, segments = aio.read_segments(out / "midi" / split / name, "midi")
         assert np.array_equal(segments, labels)

@@ -26,6 +26,7 @@ own RNG state.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 from pathlib import Path
@@ -263,7 +264,7 @@ def parse_args(argv=None):
     p.add_argument("--lr-factor", type=float, default=d["lr_factor"])
     p.add_argument("--sampler", default=d["sampler"], choices=("balanced", "shuffle"))
     p.add_argument("--draws", type=int, default=d["draws"], help="balanced sampler: samples per epoch")
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="turn training augmentation off")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=d["augment"], help="training augmentation")
     p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
     p.add_argument("--val-data", nargs="*", help="dataset root(s) for validation (default: --data)")
     p.add_argument("--val-max-frames", type=int, default=d["val_max_frames"],

@@ -21,9 +21,17 @@ def run(main):
         sys.exit(1)
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says what the default is."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        return help_text if "default" in help_text else super()._get_help_string(action)
+
+
 def parser(doc):
     """An ArgumentParser described by the first line of a script's docstring, showing every default."""
-    return argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=_DefaultsFormatter)
 
 
 def add_video_args(p, optional=False):

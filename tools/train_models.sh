@@ -16,9 +16,9 @@ $PY Render_dataset.py --out "$DATA/rendered" --midi "$SHARED"/asap/*.mid
 $PY tools/prepare_ai_pianist.py --src "$SHARED/ai_pianist/TrainSet" --out "$DATA/ai_pianist"
 
 # 2. Video2Roll (fast): rendered data, then fine-tuned on rendered + real (real listed 3x)
-$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_fast" --preset fast --labels labels_keydown --epochs 3
+$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_fast" --preset fast --epochs 3
 $PY Video2Roll_train.py --data "$DATA/rendered" "$DATA/ai_pianist" --repeat 1 3 --val-data "$DATA/ai_pianist" \
-    --init "$RUNS/v2r_fast/best.pt" --out "$RUNS/v2r_fast_ft" --preset fast --labels labels_keydown --epochs 4
+    --init "$RUNS/v2r_fast/best.pt" --out "$RUNS/v2r_fast_ft" --preset fast --epochs 4
 # (the shipped model had this fine-tune in two rounds of 2 epochs: the first on real crops cut axis-aligned,
 #  the second, from the first's best, on rectified ones; today's prepare_ai_pianist always rectifies)
 
@@ -69,8 +69,8 @@ $PY tools/ship_model.py "$RUNS/v2r_seq/best.pt" models/video2roll_seq.pt
 #    validation comes often. It costs 18x the fast net; bf16 autocast on this AMX CPU makes that
 #    ~22 samples/s with data loading (fp32: ~7). The shipped model: 4 epochs x 4,000 draws at the
 #    original batch 64 in fp32 (before bf16 training existed), then batch 16 in bf16 from that.
-$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper" --preset paper --labels labels_keydown \
+$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper" --preset paper \
     --epochs 4 --draws 4000 --val-max-frames 500 --save-minutes 5 --no-amp
-$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper_bf16" --preset paper --labels labels_keydown \
+$PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper_bf16" --preset paper \
     --init "$RUNS/v2r_paper/last.pt" --epochs 40 --draws 8000 --batch-size 16 --val-max-frames 1000 --save-minutes 5
 $PY tools/ship_model.py "$RUNS/v2r_paper_bf16/best.pt" models/video2roll_paper.pt

@@ -14,6 +14,7 @@ has 88 keys or the paper's 51 (MIDI 36..86 = 88-key columns 15..65): `key_slice`
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import pickle
@@ -40,19 +41,29 @@ class AudeoError(Exception):
 
 # --------------------------------------------------------------------------- atomic output
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                 errno.ENOTDIR}
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path` (same extension); it replaces `path` only on success."""
+    """Yield a temporary path beside `path` (same extension); it replaces `path` only on success.
+    A failed write (disk full, file size limit, no permission) is a one-line AudeoError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)        # mkstemp makes 0600 files; outputs get the usual mode
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)        # mkstemp makes 0600 files; outputs get the usual mode
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        raise AudeoError(f"{path}: cannot be written ({e.strerror or e})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -249,8 +260,14 @@ def read_segments(folder, key):
             raise AudeoError(f"{path}: no array '{key}' in segment") from None
         except (OSError, ValueError) as e:
             raise AudeoError(f"{path}: unreadable npz ({e})") from None
-        if a.ndim != 2 or len(a) > end - start:
-            raise AudeoError(f"{path}: '{key}' has shape {a.shape}, expected (<= {end - start}, keys)")
+        keys = parts[0].shape[1] if parts else a.shape[-1]
+        if a.ndim != 2 or len(a) > end - start or a.shape[1] != keys or keys not in (N_KEYS, PAPER_N_KEYS):
+            raise AudeoError(f"{path}: '{key}' has shape {a.shape}, expected (<= {end - start}, "
+                             f"{keys if parts else f'{N_KEYS} or {PAPER_N_KEYS}'})")
+        if a.dtype.kind not in "biuf":
+            raise AudeoError(f"{path}: '{key}' has dtype {a.dtype}, expected numbers")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise AudeoError(f"{path}: '{key}' holds NaN or infinite values")
         parts.append(pad_frames(a, end - start))
         expected = end
     return segments[0][0], np.concatenate(parts)

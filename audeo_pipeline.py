@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from audeo_cli import resolve_device
 from audeo_constants import FPS, MIDI_THRESHOLD, VIDEO2ROLL_MODEL
 from audeo_io import AudeoError, check_writable, decode_roll, key_slice, notes_to_roll, reference_roll, sigmoid, to_88_keys
-from audeo_video import SIDES, resolve_box, video_crops, video_info
+from audeo_video import SIDES, resolve_box, run_ffmpeg, video_crops, video_info
 
 # No Roll2Midi by default: the shipped one was trained on the fast net's estimates and lowers the sequence
 # net's note-onset F1 (demo clip 0.987 -> 0.918, real take 13/0/1 0.666 -> 0.556); `--roll2midi` opts in.
@@ -61,14 +60,11 @@ def refine(probs, onsets, checkpoint, device, batch_size, threshold, onset_thres
 
 def mux(video, wav, out_mp4, duration):
     """The input video's picture (re-encoded to H.264) with `wav` as its sound, cut to the video's length."""
-    import imageio_ffmpeg
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(wav),
-           "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-           "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac", "-b:a", "128k",
-           "-t", f"{duration:.3f}", str(out_mp4)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AudeoError(f"{video}: muxing the generated audio failed ({proc.stderr.strip().splitlines()[-1:]})")
+    why = run_ffmpeg("-i", video, "-i", wav, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "veryfast",
+                     "-crf", "20", "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac",
+                     "-b:a", "128k", "-t", f"{duration:.3f}", out_mp4)
+    if why:
+        raise AudeoError(f"{video}: writing it with the generated audio failed ({why})")
 
 
 def audio_reference_roll(path, n_frames):

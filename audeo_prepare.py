@@ -22,7 +22,7 @@ from audeo_align import estimate_offset
 from audeo_constants import FPS
 from audeo_io import (AudeoError, atomic_path, load_midi, midi_to_roll, notes_to_pretty_midi, regrid, shift_pitch,
                       write_dataset_video)
-from audeo_video import read_crops, resolve_box, video_info
+from audeo_video import read_crops, resolve_box, run_ffmpeg, video_info
 
 DEFAULTS = dict(min_part_seconds=2.0)     # shorter parts left after --exclude are dropped
 PREPARED_DIR = "prepared"
@@ -36,15 +36,11 @@ def first_key_press(pm, n_frames):
 
 def audio_notes(video):
     """Notes transcribed by basic-pitch from the video's own audio track (video time)."""
-    import subprocess
     import tempfile
-    import imageio_ffmpeg
     from audeo_synth import transcribe
     with tempfile.TemporaryDirectory(prefix="audeo_audio.") as tmp:
         wav = Path(tmp) / "audio.wav"
-        proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-vn",
-                               "-ac", "1", "-ar", "22050", str(wav)], capture_output=True, text=True)
-        if proc.returncode != 0 or not wav.is_file() or wav.stat().st_size < 1000:
+        if run_ffmpeg("-i", video, "-vn", "-ac", "1", "-ar", "22050", wav) or not wav.is_file() or wav.stat().st_size < 1000:
             raise AudeoError(f"{video}: has no audio track to take labels from")
         return transcribe(wav)
 

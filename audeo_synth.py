@@ -21,6 +21,7 @@ Roll -> notes (`roll_notes`): 51-key rolls go to the 88-key columns 15..65; pitc
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import io
 import logging
@@ -126,7 +127,10 @@ def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     """Mono float audio -> 16-bit PCM wav, written atomically."""
     import soundfile
     with atomic_path(path) as tmp:
-        soundfile.write(tmp, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+        try:
+            soundfile.write(tmp, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+        except soundfile.LibsndfileError as e:      # libsndfile hides the OS error: it is a failed write
+            raise OSError(errno.EIO, f"libsndfile: {e.error_string}") from None
 
 
 # ----------------------------------------------------------------------------- roll -> notes

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,19 @@ from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, FPS, HAND_FRACTION, REFERE
 from audeo_io import AudeoError, atomic_path
 
 SIDES = {"auto": None, "player": False, "far": True}       # camera side names -> far_side (None: detect it)
+
+
+def run_ffmpeg(*args):
+    """Run the bundled ffmpeg (quiet, overwriting) on `args`: None when it succeeds, else why not, in one line."""
+    import imageio_ffmpeg
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *map(str, args)],
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:                       # e.g. SIGXFSZ: over the file size limit
+        return f"ffmpeg was killed by {signal.Signals(-proc.returncode).name}"
+    lines = proc.stderr.strip().splitlines()
+    return f"ffmpeg: {lines[-1]}" if lines else f"ffmpeg exited with {proc.returncode}"
 
 
 @dataclass(frozen=True)

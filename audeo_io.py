@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import io
 import os
 import pickle
 import re
@@ -363,12 +364,12 @@ def to_88_keys(values, source="roll", fill=0):
 # --------------------------------------------------------------------------- MIDI
 
 def quiet_import(module):
-    """`import module` with anything it prints sent to stderr. pyfluidsynth (which pretty_midi and
-    basic-pitch import) prints where it found libfluidsynth to stdout whenever $CI is set, which would
-    corrupt the output of scripts whose stdout is their result (Video_align.py)."""
+    """`import module`, dropping anything it prints. pyfluidsynth (which pretty_midi and basic-pitch import)
+    prints where it found libfluidsynth to stdout whenever $CI is set, which would corrupt the output of
+    scripts whose stdout is their result (Video_align.py), or the one-line errors if sent to stderr."""
     if module in sys.modules:
         return sys.modules[module]
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(io.StringIO()):
         return importlib.import_module(module)
 
 

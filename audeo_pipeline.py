@@ -16,7 +16,7 @@ from audeo_io import AudeoError, check_writable, decode_roll, key_slice, notes_t
 from audeo_video import SIDES, resolve_box, run_ffmpeg, video_crops, video_info
 
 # No Roll2Midi by default: the shipped one was trained on the fast net's estimates and lowers the sequence
-# net's note-onset F1 (demo clip 0.987 -> 0.918, real take 13/0/1 0.666 -> 0.556); `--roll2midi` opts in.
+# net's note-onset F1 (demo clip 0.987 -> 0.933; real take 13/0/1 0.666 -> 0.556 with the first seq model); `--roll2midi` opts in.
 DEFAULTS = dict(video2roll=VIDEO2ROLL_MODEL, roll2midi="none", batch_size=32,
                 threshold=None, onset_threshold=None,            # None: the Video2Roll model's operating point
                 midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0, reference_pitch_shift=0)

@@ -40,7 +40,8 @@ def audio_notes(video):
     from audeo_synth import transcribe
     with tempfile.TemporaryDirectory(prefix="audeo_audio.") as tmp:
         wav = Path(tmp) / "audio.wav"
-        if run_ffmpeg("-i", video, "-vn", "-ac", "1", "-ar", "22050", wav) or not wav.is_file() or wav.stat().st_size < 1000:
+        failed = run_ffmpeg("-i", video, "-vn", "-ac", "1", "-ar", "22050", wav)
+        if failed or not wav.is_file() or wav.stat().st_size < 1000:
             raise AudeoError(f"{video}: has no audio track to take labels from")
         return transcribe(wav)
 

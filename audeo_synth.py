@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE, SUSTAIN_CC
-from audeo_io import AudeoError, atomic_path, quiet_import, notes_to_pretty_midi, roll_to_notes, to_88_keys, write_midi
+from audeo_io import AudeoError, atomic_path, notes_to_pretty_midi, quiet_import, roll_to_notes, to_88_keys, write_midi
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PEAK = 0.9   # normalise rendered audio to this peak (neither backend normalises the same way)

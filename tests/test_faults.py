@@ -109,7 +109,7 @@ def test_audeo_bad_input(inputs, tmp_path, case):
     extra, video, expected = AUDEO_CASES[case]
     args = [inputs / video, "--out", tmp_path / "out"]
     for a in extra:
-        args += box(inputs) if a == "BOX" else [inputs / a if str(a).endswith((".mid", ".pt")) and "/" not in str(a) else a]
+        args += box(inputs) if a == "BOX" else [inputs / a if isinstance(a, str) and a.endswith((".mid", ".pt")) else a]
     assert_one_line_error(run("Audeo.py", args, tmp_path), *expected)
     assert nothing_written(tmp_path / "out")
 

@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
+BENCH_SECONDS ?= 60
 
 .PHONY: setup demo test bench clean
 setup: $(VENV)/.installed
@@ -17,6 +18,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/bench_video2roll.py --presets fast paper --json bench/video2roll.json
+	$(PY) bench/bench_pipeline.py --repeat-to $(BENCH_SECONDS) --json bench/pipeline.json --markdown bench/README.md
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

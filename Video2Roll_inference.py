@@ -2,10 +2,12 @@
 
 In:  --checkpoint  a Video2Roll checkpoint, and either
        a dataset split:  --data ROOT --split testing [--videos A B]   (frame store or frame images), or
-       a video file:     VIDEO [--box X1 Y1 X2 Y2] [--side auto|player|far] [--name NAME]
+       video files:      VIDEO ... [--box X1 Y1 X2 Y2] [--side auto|player|far] [--name NAME (one VIDEO)]
                          (any frame rate: resampled to 25 fps; without --box the keyboard is found and its
                          crops rectified, as Audeo.py does; frames are read as a stream, so memory stays
-                         flat however long the video is)
+                         flat however long the video is; folders are searched for videos, those with a
+                         complete output folder are skipped, and under torchrun rank k of N takes every
+                         N-th video)
 Out: OUT/estimate_Roll/<split>/<video>/<start>-<end>.npz with `logit` float32 (50, 88) and `roll`
      uint8 (50, 88) = sigmoid(logit) >= --threshold; columns outside the model's keys are 0, as in
      the original. A sequence model (frame, onset and offset outputs) also writes `onset_logit` and
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audeo_cli import SIDES, add_device_arg, add_video_args, parser, resolve_device, run
+from audeo_cli import SIDES, add_device_arg, add_video_args, parser, resolve_device, run, run_each, video_list
 from audeo_constants import ESTIMATE_DIR, SPLITS
 from audeo_video import resolve_box, video_crops
 from Video2Roll_dataset import dataset_videos, first_label_frame, load_frames
@@ -31,7 +33,7 @@ def main(argv=None):
     d = DEFAULTS
     p = parser(__doc__)
     p.add_argument("--checkpoint", required=True, help="Video2Roll checkpoint (.pt)")
-    add_video_args(p, optional=True)
+    add_video_args(p, optional=True, many=True)
     p.add_argument("--name", help="output folder name for VIDEO (default: the file's stem)")
     p.add_argument("--data", help="dataset root (original layout) to run on instead of a VIDEO")
     p.add_argument("--split", default=d["split"])
@@ -48,7 +50,7 @@ def main(argv=None):
     add_device_arg(p)
     args = p.parse_args(argv)
     if bool(args.data) == bool(args.video):
-        p.error("give either --data (a dataset split) or VIDEO (a file)")
+        p.error("give either --data (a dataset split) or VIDEO (files or folders)")
     device, dtype = resolve_device(args.device), PRECISIONS[args.precision]
     model, config = load_model(args.checkpoint, device, n_keys=args.n_keys)   # fails before anything is written
     out = Path(args.out) / ESTIMATE_DIR / args.split
@@ -59,11 +61,20 @@ def main(argv=None):
         return len(logits)
 
     if args.video:
-        box, far_side, how = resolve_box(args.video, args.box, SIDES[args.side])
-        name = args.name or Path(args.video).stem
-        n = estimate(name, video_crops(args.video, box, far_side, desc=name))
-        print(f"{name}: {n} frames (box {' '.join(map(str, box))} {how}, {'far' if far_side else 'player'} side)"
-              f" -> {out / name}")
+        videos = video_list(args.video)
+        if args.name and len(videos) > 1:
+            p.error("--name names the output of one VIDEO")
+        todo = [v for v in videos if not (out / (args.name or v.stem)).is_dir()]
+        if len(todo) < len(videos):
+            print(f"skipping {len(videos) - len(todo)} video(s) with complete estimates in {out}")
+
+        def one(video):
+            box, far_side, how = resolve_box(video, args.box, SIDES[args.side])
+            name = args.name or video.stem
+            n = estimate(name, video_crops(video, box, far_side, desc=name))
+            print(f"{name}: {n} frames (box {' '.join(map(str, box))} {how}, {'far' if far_side else 'player'} "
+                  f"side) -> {out / name}")
+        run_each(todo, one)
         return
     from tqdm import tqdm
     for video in tqdm(dataset_videos(args.data, args.split, args.videos), desc="videos", unit="video"):

@@ -6,8 +6,10 @@ Conventions: a video is the positional VIDEO, with `--box X1 Y1 X2 Y2` and `--si
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from audeo_constants import VIDEO_EXTENSIONS
 from audeo_io import AudeoError
 from audeo_video import SIDES
 
@@ -34,16 +36,51 @@ def parser(doc):
     return argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=_DefaultsFormatter)
 
 
-def add_video_args(p, optional=False):
-    """VIDEO, --box and --side: how every script that reads a video takes it."""
-    p.add_argument("video", metavar="VIDEO", nargs="?" if optional else None,
-                   help="a video OpenCV can read (any frame rate: resampled to 25 fps)")
+def add_video_args(p, optional=False, many=False):
+    """VIDEO, --box and --side: how every script that reads a video takes it (`many`: VIDEO ... of
+    files and folders, see video_list)."""
+    p.add_argument("video", metavar="VIDEO", nargs=("*" if optional else "+") if many else ("?" if optional else None),
+                   help="a video OpenCV can read (any frame rate: resampled to 25 fps)" +
+                        ("; several, or folders of them (searched recursively)" if many else ""))
     p.add_argument("--box", type=int, nargs=4, metavar=("X1", "Y1", "X2", "Y2"),
                    help="keyboard box in video pixels, cut axis-aligned (None: found automatically with its "
                         "corners, the crops rectified)")
     p.add_argument("--side", choices=tuple(SIDES), default="auto",
                    help="camera side: player (bass on the image left) or far (beyond the keyboard: crops are "
                         "turned); auto: detected with the box (player side when --box is given)")
+
+
+def video_list(paths):
+    """Video files from files and folders (a folder: its files with a VIDEO_EXTENSIONS suffix, recursively,
+    sorted), in order and without repeats; under torchrun, only this rank's share (every WORLD_SIZE-th
+    from RANK), so a collection runs on several processes or machines with no scheduler of our own."""
+    from pathlib import Path
+    videos = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        else:
+            videos.append(path)
+    videos = list(dict.fromkeys(videos))
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return videos[rank::world]
+
+
+def run_each(items, work, describe=str):
+    """`work(item)` for every item, going on after a failure (one `error:` line each); then an AudeoError
+    naming the failures, if any. A single item fails as itself."""
+    if len(items) == 1:
+        work(items[0])
+        return
+    failed = []
+    for item in items:
+        try:
+            work(item)
+        except AudeoError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(describe(item))
+    if failed:
+        raise AudeoError(f"{len(failed)} of {len(items)} failed: {', '.join(failed)}")
 
 
 def add_estimate_args(p, split):
@@ -55,9 +92,11 @@ def add_estimate_args(p, split):
 
 
 def default_device():
-    """'cuda' when a GPU is visible, else 'cpu'."""
+    """'cuda' when a GPU is visible (under torchrun, this rank's own: cuda:LOCAL_RANK), else 'cpu'."""
     import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda"
 
 
 def add_device_arg(p):

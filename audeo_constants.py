@@ -6,6 +6,7 @@ positions in the 88-key roll (index 0 = A0 = MIDI 21), as in the original's labe
 from pathlib import Path
 
 # --- time -----------------------------------------------------------------------------------
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".wmv", ".webm", ".m4v")   # what a folder of videos holds
 FPS = 25                      # video frame rate of every roll (the original's 25 fps)
 SAMPLE_RATE = 16000           # audio sample rate of synthesised wavs (the original's 16 kHz)
 
@@ -41,6 +42,7 @@ CROP_WIDTH = 900
 # the pixels far from any change (hands, pressed keys) and nudges every pixel slowly towards the
 # frame (so a hand that rested in the first seconds, or a lighting change, fades out).
 REFERENCE_INIT_FRAMES = 2 * FPS       # 2 s: a stream waits this long once, at its start
+LIVE_WARMUP_FRAMES = 5 * FPS          # live latency: start-up (reference, first backlog) vs steady state
 REFERENCE_INIT_STRIDE = 5             # ... using every 5th of them (10 frames)
 REFERENCE_CHANGE = 24                 # grey levels (0..255) that count as a change (hand or press)
 REFERENCE_GROW = (9, 25)              # (rows, columns) a change's mask is grown by: a finger's surroundings
@@ -64,6 +66,13 @@ MIDI_TEMPO = 120             # written MIDI files: 120 bpm x 1000 ticks per beat
 MIDI_RESOLUTION = 1000       # so every 25 fps frame boundary (0.04 s) is a whole number of ticks
 TICK_SECONDS = 60.0 / (MIDI_TEMPO * MIDI_RESOLUTION)
 SUSTAIN_CC = 64               # MIDI control change of the sustain (damper) pedal
+# synthesis at a fixed level (no normalisation: a stream cannot know its peak): a 10-note chord at
+# velocity 127 stays under full scale with either backend; the demo clip peaks near 0.4
+PICTURE_MAX_FRAMES = 5000      # roll pictures max-pool longer rolls (3 min 20 s) down to this width
+FLUID_GAIN = 0.8              # FluidSynth's master gain (its default 0.2 peaks the demo at 0.1)
+TSF_GAIN_DB = 2.0             # tinysoundfont's master gain, dB
+RELEASE_SECONDS = 1.0         # audio kept after the last event (the notes' release)
+SYNTH_BLOCK = 25 * 640        # samples synthesised per call: whole 25 fps frames at 16 kHz (64-sample blocks)
 PEDAL_DOWN = 64               # CC value at or above which the pedal counts as down
 
 # --- dataset layout (the original's folder names) -------------------------------------------

@@ -495,12 +495,12 @@ def roll_to_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY):
 
     A note that is still on at the last frame ends at T/fps.
     """
-    roll = to_88_keys(np.asarray(roll) > 0).astype(np.int8)
-    edges = np.diff(np.pad(roll, ((1, 1), (0, 0))), axis=0)
+    roll = to_88_keys(np.asarray(roll))
     notes = []
-    for key in range(roll.shape[1]):
-        onsets = np.flatnonzero(edges[:, key] == 1)
-        offsets = np.flatnonzero(edges[:, key] == -1)
+    for key in range(roll.shape[1]):                 # a key at a time: memory of one column, for any length
+        edges = np.diff(np.concatenate(([0], (roll[:, key] > 0).astype(np.int8), [0])))
+        onsets = np.flatnonzero(edges == 1)
+        offsets = np.flatnonzero(edges == -1)
         notes += [(MIDI_LOW + key, on / fps, off / fps, velocity) for on, off in zip(onsets, offsets)]
     return sorted(notes, key=lambda n: (n[1], n[0]))
 

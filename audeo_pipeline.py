@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import resolve_device
-from audeo_constants import FPS, MIDI_THRESHOLD, VIDEO2ROLL_MODEL
-from audeo_io import AudeoError, check_writable, decode_roll, key_slice, notes_to_roll, reference_roll, sigmoid, to_88_keys
+from audeo_constants import FPS, MIDI_THRESHOLD, PICTURE_MAX_FRAMES, VIDEO2ROLL_MODEL
+from audeo_io import AudeoError, check_writable, notes_to_roll, reference_roll
 from audeo_video import SIDES, resolve_box, run_ffmpeg, video_crops, video_info
 
 # No Roll2Midi by default: the shipped one was trained on the fast net's estimates and lowers the sequence
@@ -24,45 +24,50 @@ DEFAULTS = dict(video2roll=VIDEO2ROLL_MODEL, roll2midi="none", batch_size=32,
 
 # ----------------------------------------------------------------------------- stages
 
-def video_to_outputs(video, box, far_side, checkpoint, device, batch_size):
-    """Video2Roll read as a stream: (probabilities (T, n_heads, 88) at 25 fps, hand flags (T,), config)."""
-    from Video2Roll_net import load_model, video_outputs
-    model, config = load_model(checkpoint, device)
-    logits, hands = video_outputs(model, video_crops(video, box, far_side, desc="video2roll"), batch_size, device,
-                                  source=video)
-    return to_88_keys(sigmoid(logits)), hands, config
+def load_stages(video2roll, roll2midi, device):
+    """(Video2Roll model, Roll2Midi (generator, config) or None) from their checkpoints ('none': no Roll2Midi)."""
+    from Video2Roll_net import load_model
+    model, config = load_model(video2roll, device)
+    if str(roll2midi) == "none":
+        return model, None
+    from Roll2Midi_net import load_generator
+    generator, r2m = load_generator(roll2midi, device)
+    if r2m.in_channels == 2 and not config.is_sequence:
+        raise AudeoError(f"{roll2midi}: this Roll2Midi needs a Video2Roll with an onset output")
+    return model, (generator, r2m)
 
 
-def video2roll_roll(outputs, config, threshold, onset_threshold):
-    """Video2Roll's own binary roll (T, 88) from its probabilities (T, n_heads, 88): notes decoded from the
-    onset and frame outputs for a sequence model, frames >= threshold otherwise."""
-    if config.is_sequence:
-        return decode_roll(outputs[:, 0], outputs[:, 1], threshold, onset_threshold) > 0
-    return outputs[:, 0] >= threshold
+def thresholds(model, refiner, threshold, onset_threshold, midi_threshold):
+    """(threshold of the roll's last stage, onset threshold): Roll2Midi's output threshold with a
+    Roll2Midi, else the Video2Roll frame threshold; None takes the Video2Roll model's operating point."""
+    from Video2Roll_net import operating_point
+    threshold, onset_threshold = operating_point(model.config, threshold, onset_threshold)
+    return (midi_threshold if refiner else threshold), onset_threshold
 
 
-def refine(probs, onsets, checkpoint, device, batch_size, threshold, onset_threshold):
-    """Roll2Midi's binary roll (T, 88) from Video2Roll probabilities (T, 88) (and onsets, for a generator
-    that takes them)."""
-    from Roll2Midi_net import load_generator, refine as refine_roll
-    generator, config = load_generator(checkpoint, device)
-    cols = key_slice(config.n_keys)
-    if config.in_channels == 2:
-        if onsets is None:
-            raise AudeoError(f"{checkpoint}: this Roll2Midi needs a Video2Roll with an onset output")
-        inputs = np.stack([probs[:, cols], onsets[:, cols]], axis=2)
-    else:
-        inputs = probs[:, cols]
-    out = np.zeros(probs.shape, np.uint8)
-    out[:, cols] = refine_roll(generator, inputs, device, batch_size, threshold, config.frames, onset_threshold)
-    return out
+def video_roll(crops, model, refiner, device, batch_size, threshold, onset_threshold, source="video"):
+    """(roll uint8 (T, 88), hand flags bool (T,)) of a stream of crops through audeo_stream.iter_roll;
+    the crops are decoded in a thread of their own. A stream with no frames is an error naming `source`."""
+    from audeo_stream import background, iter_roll
+    hands = []
+    rows = list(iter_roll(background(crops), model, device, batch_size, threshold, onset_threshold, refiner, hands))
+    if not rows:
+        raise AudeoError(f"{source}: no frames could be decoded")
+    return np.stack(rows), np.array(hands)
 
 
-def mux(video, wav, out_mp4, duration):
-    """The input video's picture (re-encoded to H.264) with `wav` as its sound, cut to the video's length."""
-    why = run_ffmpeg("-i", video, "-i", wav, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "libx264", "-preset", "veryfast",
-                     "-crf", "20", "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:a", "aac",
-                     "-b:a", "128k", "-t", f"{duration:.3f}", out_mp4)
+H264_FOURCCS = ("avc1", "h264", "H264", "x264", "X264")
+
+
+def mux(video, wav, out_mp4, info):
+    """The input video's picture with `wav` as its sound, cut to the video's length (`info`: its
+    video_info): H.264 picture copied as it is (no re-encoding: most of the mux time otherwise), any
+    other codec, or a copy ffmpeg refuses, re-encoded to H.264."""
+    audio = ("-i", wav, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k", "-t", f"{info.duration:.3f}")
+    why = run_ffmpeg("-i", video, *audio, "-c:v", "copy", out_mp4) if info.codec in H264_FOURCCS else "not H.264"
+    if why:
+        why = run_ffmpeg("-i", video, *audio, "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                         "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", out_mp4)
     if why:
         raise AudeoError(f"{video}: writing it with the generated audio failed ({why})")
 
@@ -74,12 +79,24 @@ def audio_reference_roll(path, n_frames):
     return notes_to_roll(transcribe(path), n_frames=n_frames)
 
 
+def pooled_columns(roll, most):
+    """`roll` (T, K) with runs of frames max-pooled so that at most `most` are left: an hour-long roll
+    drawn in the memory of a short one, every note still visible."""
+    step = -(-len(roll) // most)
+    if step <= 1:
+        return roll
+    padded = np.zeros((-(-len(roll) // step) * step, roll.shape[1]), roll.dtype)
+    padded[:len(roll)] = roll
+    return padded.reshape(-1, step, roll.shape[1]).max(axis=1)
+
+
 def roll_picture(path, pred, reference=None, metrics=None, title=""):
     """Piano-roll PNG: prediction alone, or reference and prediction side by side with metrics."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     panels = [("prediction", pred)] if reference is None else [("reference", reference), ("prediction", pred)]
+    panels = [(name, pooled_columns(roll, PICTURE_MAX_FRAMES)) for name, roll in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4), squeeze=False)
     seconds = len(pred) / FPS
     for ax, (name, roll) in zip(axes[0], panels):
@@ -98,6 +115,33 @@ def roll_picture(path, pred, reference=None, metrics=None, title=""):
 
 # ----------------------------------------------------------------------------- the pipeline
 
+def output_names(name):
+    """A video's outputs, in the order they are moved into place: the json last, so it marks a complete set."""
+    return [f"{name}{suffix}" for suffix in (".mid", ".wav", ".mp4", "_roll.png", ".json")]
+
+
+def is_complete(video, out):
+    return all((Path(out) / f).is_file() for f in output_names(Path(video).stem))
+
+
+def audeo_many(videos, out, **kwargs):
+    """`audeo` on every video of audeo_cli.video_list(videos) (files and folders; under torchrun this
+    rank's share), skipping those whose outputs are complete, so a killed batch resumes. A failure is one
+    line and the batch goes on; it ends with an error naming the failures."""
+    from audeo_cli import run_each, video_list
+    todo = video_list(videos)
+    stems = [v.stem for v in todo]
+    if len(set(stems)) < len(stems):
+        clash = sorted({s for s in stems if stems.count(s) > 1})
+        raise AudeoError(f"{out}: several videos would write the same outputs ({', '.join(clash)})")
+    done = [v for v in todo if is_complete(v, out)]
+    if done:
+        print(f"skipping {len(done)} video(s) whose outputs are complete in {out}")
+    todo = [v for v in todo if v not in done]
+    run_each(todo, lambda v: audeo(v, out, **kwargs))
+    return todo
+
+
 def audeo(video, out, box=None, side="auto", reference=None, reference_audio=None,
           reference_offset=DEFAULTS["reference_offset"], reference_pitch_shift=DEFAULTS["reference_pitch_shift"],
           video2roll=DEFAULTS["video2roll"], roll2midi=DEFAULTS["roll2midi"], device=None,
@@ -106,7 +150,6 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
     """Run the whole pipeline on one video; returns the metadata written to DIR/<name>.json."""
     from audeo_metrics import all_metrics
     from audeo_synth import find_synthesizer, render as synth_render
-    from Video2Roll_net import operating_point
     video, out = Path(video), Path(out)
     device = resolve_device(device)
     check_writable(out)
@@ -114,23 +157,19 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
     name = video.stem
     box, far_side, how = resolve_box(video, box, SIDES[side])
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side")
-    outputs, hands, v2r_config = video_to_outputs(video, box, far_side, video2roll, device, batch_size)
-    threshold, onset_threshold = operating_point(v2r_config, threshold, onset_threshold)
-    probs = outputs[:, 0]
-    onsets = outputs[:, 1] if v2r_config.is_sequence else None
-    if str(roll2midi) != "none":
-        roll = refine(probs, onsets, roll2midi, device, batch_size, midi_threshold, onset_threshold) > 0
-    else:
-        roll = video2roll_roll(outputs, v2r_config, threshold, onset_threshold)
-    duration = video_info(video).duration
+    model, refiner = load_stages(video2roll, roll2midi, device)
+    threshold, onset_threshold = thresholds(model, refiner, threshold, onset_threshold, midi_threshold)
+    roll, hands = video_roll(video_crops(video, box, far_side, desc="video2roll"), model, refiner, device,
+                             batch_size, threshold, onset_threshold, source=video)
+    info = video_info(video)
     meta = dict(video=str(video), box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
                 box_source=how, frames=len(roll), fps=FPS, hand_frames=int(hands.sum()),
                 video2roll=str(video2roll), roll2midi=str(roll2midi))
     with tempfile.TemporaryDirectory(dir=out, prefix=".audeo.") as tmp:
         tmp = Path(tmp)
         kwargs = {} if velocity is None else {"velocity": velocity}
-        mid, wav, synth_name = synth_render(roll.astype(np.uint8), tmp / name, synth=synth, **kwargs)
-        mux(video, wav, tmp / f"{name}.mp4", duration)
+        mid, wav, synth_name = synth_render(roll, tmp / name, synth=synth, **kwargs)
+        mux(video, wav, tmp / f"{name}.mp4", info)
         ref, metrics = None, None
         if reference:
             ref = reference_roll(reference, reference_offset, len(roll), reference_pitch_shift)
@@ -145,7 +184,7 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
         roll_picture(tmp / f"{name}_roll.png", roll, ref, metrics, title=name)
         meta["synthesizer"] = synth_name
         (tmp / f"{name}.json").write_text(json.dumps(meta, indent=1))
-        outputs = [f"{name}.mid", f"{name}.wav", f"{name}.mp4", f"{name}_roll.png", f"{name}.json"]
+        outputs = output_names(name)
         for f in outputs:
             os.replace(tmp / f, out / f)
     print(f"wrote {', '.join(str(out / f) for f in outputs[:4])} (audio: {synth_name})")

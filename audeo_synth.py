@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import DEFAULT_VELOCITY, FPS, MIDI_LOW, SAMPLE_RATE, SUSTAIN_CC
+from audeo_constants import (DEFAULT_VELOCITY, FLUID_GAIN, FPS, MIDI_LOW, RELEASE_SECONDS, SAMPLE_RATE, SUSTAIN_CC,
+                             SYNTH_BLOCK, TSF_GAIN_DB)
 from audeo_io import AudeoError, atomic_path, notes_to_pretty_midi, quiet_import, roll_to_notes, to_88_keys, write_midi
 
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-PEAK = 0.9   # normalise rendered audio to this peak (neither backend normalises the same way)
 # basic-pitch's own defaults: onset and frame thresholds, and its minimum note length (ms)
 TRANSCRIBE_DEFAULTS = dict(onset_threshold=0.5, frame_threshold=0.3, min_note_ms=127.70)
 
@@ -81,56 +81,113 @@ def find_synthesizer(soundfont=None):
     raise AudeoError("no synthesizer: install libfluidsynth3 (root) or `pip install --no-deps tinysoundfont`")
 
 
-def synthesize(pm, synth=None, sample_rate=SAMPLE_RATE):
-    """PrettyMIDI -> mono float32 audio at `sample_rate`, peak-normalised; pedal CCs are honoured."""
-    synth = synth or find_synthesizer()
-    if synth.backend == "fluidsynth":
-        audio = pm.fluidsynth(fs=sample_rate, synthesizer=str(synth.soundfont))
-    else:
-        audio = _tinysoundfont_render(pm, synth.soundfont, sample_rate)
-    audio = np.asarray(audio, dtype=np.float32)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    return audio * (PEAK / peak) if peak > 0 else audio
+class SynthStream:
+    """A piano synthesizer driven one event at a time: note-ons/offs and pedal in, mono float32 audio out
+    at a fixed gain (FLUID_GAIN, no normalisation), so a file written in chunks, a live stream and a
+    whole file sound the same. FluidSynth renders in 64-sample blocks and events take effect at the next
+    block: callers that apply events on multiples of 64 samples (every 25 fps frame is 640) get the same
+    samples however they chunk the rest."""
+
+    def __init__(self, synth=None, sample_rate=SAMPLE_RATE, programs=(0,)):
+        self.synth = synth or find_synthesizer()
+        if self.synth.backend == "fluidsynth":
+            fluidsynth = quiet_import("fluidsynth")
+            self._fs = fluidsynth.Synth(gain=FLUID_GAIN, samplerate=float(sample_rate))
+            sfid = self._fs.sfload(str(self.synth.soundfont))
+            self._fs.cc, self._generate = self._fs.cc, self._fluid_samples
+        else:
+            import tinysoundfont
+            self._fs = tinysoundfont.Synth(samplerate=sample_rate, gain=TSF_GAIN_DB)
+            sfid = self._fs.sfload(str(self.synth.soundfont))
+            self._fs.cc, self._generate = self._fs.control_change, self._tsf_samples
+        for channel, program in enumerate(programs):
+            self._fs.program_select(channel, sfid, 0, program)
+
+    def note_on(self, pitch, velocity, channel=0):
+        self._fs.noteon(channel, int(pitch), int(velocity))
+
+    def note_off(self, pitch, channel=0):
+        self._fs.noteoff(channel, int(pitch))
+
+    def control(self, number, value, channel=0):
+        self._fs.cc(channel, int(number), int(value))
+
+    def samples(self, n):
+        """The next `n` samples, mono float32."""
+        return self._generate(n) if n > 0 else np.zeros(0, np.float32)
+
+    def _fluid_samples(self, n):
+        stereo = np.asarray(self._fs.get_samples(n), np.float32).reshape(-1, 2)
+        return stereo.mean(axis=1) / 32768
+
+    def _tsf_samples(self, n):
+        return np.frombuffer(self._fs.generate(n), dtype=np.float32).reshape(-1, 2).mean(axis=1)
+
+    def close(self):
+        if self.synth.backend == "fluidsynth":
+            self._fs.delete()
 
 
-def _tinysoundfont_render(pm, soundfont, sample_rate):
-    import tinysoundfont
-    synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(str(soundfont))
-    events = []   # (time, order, channel, kind, a, b): note-offs before note-ons at the same time
+def midi_events(pm, sample_rate=SAMPLE_RATE):
+    """A PrettyMIDI's non-drum notes and pedal as sorted (sample, order, channel, kind, a, b) events;
+    at one sample note-offs come first, then pedal, then note-ons."""
+    events = []
     for channel, inst in enumerate(i for i in pm.instruments if not i.is_drum):
         channel = min(channel, 8)
-        synth.program_select(channel, sfid, 0, inst.program)
-        events += [(n.start, 2, channel, "on", n.pitch, n.velocity) for n in inst.notes]
-        events += [(n.end, 0, channel, "off", n.pitch, 0) for n in inst.notes]
-        events += [(c.time, 1, channel, "cc", c.number, c.value) for c in inst.control_changes
+        at = lambda seconds: int(round(seconds * sample_rate))
+        events += [(at(n.start), 2, channel, "on", n.pitch, n.velocity) for n in inst.notes]
+        events += [(at(n.end), 0, channel, "off", n.pitch, 0) for n in inst.notes]
+        events += [(at(c.time), 1, channel, "cc", c.number, c.value) for c in inst.control_changes
                    if c.number == SUSTAIN_CC]
-    events.sort(key=lambda e: e[:2])
-    chunks, now = [], 0
-    for time, _, channel, kind, a, b in events:
-        target = int(round(time * sample_rate))
-        if target > now:
-            chunks.append(np.frombuffer(synth.generate(target - now), dtype=np.float32))
-            now = target
-        if kind == "on":
-            synth.noteon(channel, a, b)
-        elif kind == "off":
-            synth.noteoff(channel, a)
-        else:
-            synth.control_change(channel, a, b)
-    chunks.append(np.frombuffer(synth.generate(sample_rate), dtype=np.float32))  # 1 s release tail
-    stereo = np.concatenate(chunks).reshape(-1, 2)
-    return stereo.mean(axis=1)
+    return sorted(events, key=lambda e: e[:2])
+
+
+def iter_audio(pm, synth=None, sample_rate=SAMPLE_RATE, min_samples=0):
+    """A PrettyMIDI's audio in chunks of at most SYNTH_BLOCK samples: until its last event plus a
+    RELEASE_SECONDS tail, and at least `min_samples` long. Memory stays flat for any length."""
+    programs = [i.program for i in pm.instruments if not i.is_drum][:9] or [0]
+    events = midi_events(pm, sample_rate)
+    total = max((events[-1][0] if events else 0) + int(RELEASE_SECONDS * sample_rate), min_samples)
+    stream, now = SynthStream(synth, sample_rate, programs), 0
+    try:
+        for target, _, channel, kind, a, b in events + [(total, 3, 0, "end", 0, 0)]:
+            while now < target:
+                n = min(SYNTH_BLOCK, target - now)
+                yield stream.samples(n)
+                now += n
+            if kind == "on":
+                stream.note_on(a, b, channel)
+            elif kind == "off":
+                stream.note_off(a, channel)
+            elif kind == "cc":
+                stream.control(a, b, channel)
+    finally:
+        stream.close()
+
+
+def synthesize(pm, synth=None, sample_rate=SAMPLE_RATE):
+    """PrettyMIDI -> mono float32 audio at `sample_rate` (the whole of iter_audio); pedal CCs are honoured."""
+    chunks = list(iter_audio(pm, synth, sample_rate))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+@contextlib.contextmanager
+def wav_writer(path, sample_rate=SAMPLE_RATE):
+    """Context manager giving `write(mono float chunk)`: a 16-bit PCM wav written chunk by chunk, which
+    appears at `path` only when complete."""
+    import soundfile
+    with atomic_path(path) as tmp:
+        try:
+            with soundfile.SoundFile(tmp, "w", sample_rate, 1, "PCM_16", format="WAV") as f:
+                yield lambda chunk: f.write(np.clip(chunk, -1, 1))
+        except soundfile.LibsndfileError as e:      # libsndfile hides the OS error: it is a failed write
+            raise OSError(errno.EIO, f"libsndfile: {e.error_string}") from None
 
 
 def write_wav(path, audio, sample_rate=SAMPLE_RATE):
     """Mono float audio -> 16-bit PCM wav, written atomically."""
-    import soundfile
-    with atomic_path(path) as tmp:
-        try:
-            soundfile.write(tmp, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
-        except soundfile.LibsndfileError as e:      # libsndfile hides the OS error: it is a failed write
-            raise OSError(errno.EIO, f"libsndfile: {e.error_string}") from None
+    with wav_writer(path, sample_rate) as write:
+        write(audio)
 
 
 # ----------------------------------------------------------------------------- roll -> notes
@@ -163,7 +220,7 @@ def roll_notes(roll, fps=FPS, velocity=DEFAULT_VELOCITY, min_frames=1, probs=Non
     dropped; with `probs` (same shape as `roll`, Video2Roll sigmoid probabilities) and
     `restrike_depth`, runs are split at re-strikes (see `restrike_splits`).
     """
-    roll = to_88_keys(np.asarray(roll) > 0)
+    roll = to_88_keys(np.asarray(roll))
     split = probs is not None and restrike_depth is not None
     if split:
         probs = to_88_keys(np.asarray(probs, dtype=np.float32), "probabilities")
@@ -206,13 +263,12 @@ def render(roll, out_stem, synth=None, velocity=DEFAULT_VELOCITY, fps=FPS, min_f
     synth = synth or find_synthesizer()
     roll = np.asarray(roll)
     pm = roll_to_midi(roll, fps, velocity, min_frames, probs, restrike_depth)
-    audio = synthesize(pm, synth, SAMPLE_RATE)
-    audio = np.pad(audio, (0, max(0, int(np.ceil(len(roll) / fps * SAMPLE_RATE)) - len(audio))))
     mid, wav = output_paths(out_stem)
     try:
-        with atomic_path(mid) as tmp_mid, atomic_path(wav) as tmp_wav:
+        with atomic_path(mid) as tmp_mid, wav_writer(wav) as write:
             write_midi(pm, tmp_mid)
-            write_wav(tmp_wav, audio, SAMPLE_RATE)
+            for chunk in iter_audio(pm, synth, SAMPLE_RATE, min_samples=int(np.ceil(len(roll) / fps * SAMPLE_RATE))):
+                write(chunk)
     except OSError as e:
         raise AudeoError(f"{mid.parent}: cannot write output ({e.strerror or e})") from None
     return mid, wav, synth.description

@@ -44,6 +44,7 @@ class VideoInfo:
     n_frames: int          # as reported by the container; may be approximate
     width: int
     height: int
+    codec: str = ""        # the container's FOURCC, e.g. "avc1" (H.264)
 
     @property
     def duration(self):
@@ -60,12 +61,19 @@ def _open(path):
     return cap
 
 
+def fourcc(code):
+    """OpenCV's FOURCC number as its four characters ("" when unknown)."""
+    code = int(code)
+    return "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\0 ") if code > 0 else ""
+
+
 def video_info(path):
     """Frame rate, frame count and size of a video, or a one-line error if it cannot be decoded."""
     cap = _open(path)
     try:
         info = VideoInfo(Path(path), cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+                         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                         fourcc(cap.get(cv2.CAP_PROP_FOURCC)))
         ok, _ = cap.read()
     finally:
         cap.release()

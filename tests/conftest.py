@@ -145,6 +145,65 @@ def kill_after_mid_epoch_save(cmd, last, env=None):
     return torch.load(last, weights_only=True)
 
 
+# A training script run under a patch that SIGKILLs it at the n-th checkpoint write (leaving that write's
+# temporary file half written, as a kill during torch.save does) or inside the n-th validation (after its
+# metrics, before fit records them): argv = point, n, script, script's arguments.
+_KILL_INSIDE = f"""
+import os, runpy, signal, sys
+sys.path.insert(0, {str(REPO)!r})
+import torch
+import audeo_train
+from audeo_io import atomic_path
+point, nth, script = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+calls = []
+
+def due():
+    calls.append(1)
+    return len(calls) == nth
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "checkpoint_write":
+    real_save = audeo_train.save_checkpoint
+
+    def save_checkpoint(path, **state):
+        if not due():
+            return real_save(path, **state)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+            os.truncate(tmp, os.path.getsize(tmp) // 2)
+            die()
+    audeo_train.save_checkpoint = save_checkpoint
+else:
+    real_fit = audeo_train.fit
+
+    def fit(args, start):
+        def start_with_a_deadly_validation(*a):
+            stage = start(*a)
+            validate = stage.validate
+
+            def validate_then_die():
+                metrics = validate()
+                if due():
+                    die()
+                return metrics
+            stage.validate = validate_then_die
+            return stage
+        return real_fit(args, start_with_a_deadly_validation)
+    audeo_train.fit = fit
+sys.argv = [script, *sys.argv[4:]]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def kill_inside(point, nth, script, args):
+    """Run `script args` until it SIGKILLs itself at `point` ("checkpoint_write" or "validation"), the nth time."""
+    proc = subprocess.run([sys.executable, "-c", _KILL_INSIDE, point, str(nth), str(script), *map(str, args)],
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "real_data: reads ../shared/data (real videos, MIDI, recordings); skipped "
                                        "with the reason when it is absent; `-m 'not real_data'` leaves them out")

@@ -121,3 +121,35 @@ def test_real_videos_without_a_box(tmp_path):
     # with the alignment file's offset (0.045 s from the aligned one) the default models score 0.542 (the first seq model 0.589); the fast
     # net that was the default before scored 0.246
     assert meta["metrics"]["note_onset_f1"] >= 0.45
+
+
+@pytest.mark.parametrize("codec", ["h264", "mpeg4"])
+def test_mux_copies_an_h264_picture_and_re_encodes_others(clip, tmp_path, codec):
+    from audeo_pipeline import mux
+    from audeo_synth import write_wav
+    from audeo_video import iter_frames, run_ffmpeg, video_info
+    video = clip / "video.mp4"
+    if codec != "h264":
+        assert run_ffmpeg("-i", video, "-c:v", codec, "-q:v", "2", tmp_path / "in.mp4") is None
+        video = tmp_path / "in.mp4"
+    info = video_info(video)
+    write_wav(tmp_path / "a.wav", np.full(int(info.duration * 16000) + 800, 0.1, np.float32))
+    mux(video, tmp_path / "a.wav", tmp_path / "out.mp4", info)
+    out = video_info(tmp_path / "out.mp4")
+    has_video, has_audio, seconds = streams(tmp_path / "out.mp4")
+    assert out.codec == "h264" and has_video and has_audio and seconds == pytest.approx(info.duration, abs=0.1)
+    frames_in, frames_out = list(iter_frames(video)), list(iter_frames(tmp_path / "out.mp4"))
+    assert len(frames_in) == len(frames_out)
+    same = all(np.array_equal(a, b) for a, b in zip(frames_in, frames_out))
+    assert same == (codec == "h264")                   # copied bit for bit, or re-encoded
+
+
+def test_long_rolls_are_drawn_max_pooled_so_every_note_stays_visible():
+    from audeo_constants import PICTURE_MAX_FRAMES
+    from audeo_pipeline import pooled_columns
+    roll = np.zeros((3 * PICTURE_MAX_FRAMES + 1, 88), np.uint8)
+    roll[[0, 7, len(roll) - 1], [3, 50, 87]] = 1          # one-frame notes, the last alone in its block
+    pooled = pooled_columns(roll, PICTURE_MAX_FRAMES)
+    assert len(pooled) <= PICTURE_MAX_FRAMES and pooled.sum() == 3
+    assert pooled[0, 3] == pooled[1, 50] == pooled[-1, 87] == 1
+    assert np.array_equal(pooled_columns(roll[:100], PICTURE_MAX_FRAMES), roll[:100])       # short: as it is

@@ -14,11 +14,11 @@ import torch
 from audeo_constants import N_KEYS, ROLL2MIDI_MODEL, VIDEO2ROLL_MODEL
 from audeo_io import reference_roll
 from audeo_metrics import all_metrics
-from audeo_pipeline import refine, video2roll_roll, video_to_outputs
+from audeo_pipeline import load_stages, thresholds, video_roll
 from audeo_train import save_checkpoint
-from audeo_video import resolve_box
+from audeo_video import iter_crops, resolve_box
 from conftest import REPO
-from Video2Roll_net import build_model, load_model, operating_point
+from Video2Roll_net import build_model, load_model
 
 MODELS = REPO / "models"
 MAX_BYTES = 30_000_000
@@ -29,15 +29,12 @@ TOLERANCE = EXPECTED["tolerance"]
 METRICS = ("frame_pooled_f1", "note_onset_f1")
 
 
-def demo_metrics(video2roll, roll2midi=None):
+def demo_metrics(video2roll, roll2midi="none"):
+    """Audeo's own stages (audeo_pipeline) on the demo clip, each at its operating point."""
     box, far_side, _ = resolve_box(DEMO)                # found and rectified, as `make demo` does
-    outputs, _, config = video_to_outputs(DEMO, box, far_side, video2roll, "cpu", 32)
-    threshold, onset_threshold = operating_point(config)
-    if roll2midi is None:
-        roll = video2roll_roll(outputs, config, threshold, onset_threshold)
-    else:
-        onsets = outputs[:, 1] if config.is_sequence else None
-        roll = refine(outputs[:, 0], onsets, roll2midi, "cpu", 32, 0.5, onset_threshold) > 0
+    model, refiner = load_stages(video2roll, roll2midi, "cpu")
+    threshold, onset_threshold = thresholds(model, refiner, None, None, 0.5)
+    roll, _ = video_roll(iter_crops(DEMO, box, far_side), model, refiner, "cpu", 32, threshold, onset_threshold)
     return all_metrics(roll, reference_roll(DEMO.with_suffix(".mid"), 0.0, len(roll), 0))
 
 

@@ -16,7 +16,7 @@ import Video2Roll_inference
 import Video_prepare
 from audeo_constants import ESTIMATE_DIR, N_KEYS
 from audeo_io import save_checkpoint
-from conftest import REPO, hand_made_rolls, kill_after_mid_epoch_save, read_log, torchrun, write_clip_midi
+from conftest import REPO, hand_made_rolls, kill_after_mid_epoch_save, kill_inside, read_log, torchrun, write_clip_midi
 from Video2Roll_net import build_model, preset
 
 TINY_NET = json.dumps({"stem_channels": [8, 16], "trunk_channels": [16, 16, 16], "seq_channels": 32,
@@ -55,16 +55,36 @@ RESUME_CONFIGS = {
 }
 
 
+def resume_args(data, config):
+    return ["--data", str(data), *RESUME_CONFIGS[config], "--epochs", "3", "--batch-size", "4", "--save-minutes", "1e-9"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_dataset, tmp_path_factory):
+    """config -> the final weights of an uninterrupted 3-epoch run (trained once per module)."""
+    done = {}
+
+    def weights(config):
+        if config not in done:
+            out = tmp_path_factory.mktemp(f"uninterrupted_{config}")
+            subprocess.run(TRAIN + ["--out", str(out), *resume_args(tiny_dataset, config)], check=True,
+                           capture_output=True)
+            done[config] = _weights(out / "last.pt")
+        return done[config]
+    return weights
+
+
+def _same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("config", sorted(RESUME_CONFIGS))
-def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_path, config):
-    common = ["--data", str(tiny_dataset), *RESUME_CONFIGS[config], "--epochs", "3", "--batch-size", "4",
-              "--save-minutes", "1e-9"]
-    subprocess.run(TRAIN + ["--out", str(tmp_path / "a"), *common], check=True, capture_output=True)
+def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_path, config, uninterrupted):
+    common = resume_args(tiny_dataset, config)
     killed = kill_after_mid_epoch_save(TRAIN + ["--out", str(tmp_path / "b"), *common], tmp_path / "b" / "last.pt")
     assert (killed["epoch"], killed["step"]) < (3, 0)
     subprocess.run(TRAIN + ["--out", str(tmp_path / "b"), *common], check=True, capture_output=True)
-    a, b = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_weights(uninterrupted(config), _weights(tmp_path / "b" / "last.pt"))
     # augmentation differs from one epoch to the next (the dataset is told the epoch)
     if "--no-augment" not in common:
         import Video2Roll_dataset as vd
@@ -72,6 +92,22 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tiny_dataset, tmp_pa
         first = ds[0][0]
         ds.set_epoch(1)
         assert not torch.equal(first, ds[0][0])
+
+
+@pytest.mark.parametrize("config", ["frame_default", "sequence_default"])
+@pytest.mark.parametrize("point, nth", [("checkpoint_write", 3), ("validation", 2)])
+def test_killed_during_a_checkpoint_write_or_validation_resumes_to_identical_weights(tiny_dataset, tmp_path, config,
+                                                                                      point, nth, uninterrupted):
+    common = ["--out", str(tmp_path / "b"), *resume_args(tiny_dataset, config)]
+    kill_inside(point, nth, REPO / "Video2Roll_train.py", common)
+    left = torch.load(tmp_path / "b" / "last.pt", weights_only=True)     # the previous checkpoint, whole
+    assert (left["epoch"], left["step"]) < (3, 0)
+    if point == "validation":                  # killed in epoch 2's validation: epoch 2 is not recorded yet
+        assert left["epoch"] == 1 and len(read_log(tmp_path / "b")) == 1
+    else:                                      # the half-written temporary file is left beside it
+        assert len(list((tmp_path / "b").glob(".last.*.tmp.pt"))) == 1
+    subprocess.run(TRAIN + common, check=True, capture_output=True)
+    assert _same_weights(uninterrupted(config), _weights(tmp_path / "b" / "last.pt"))
 
 
 def test_tiny_sequence_model_learns_onsets(tiny_dataset, tmp_path):

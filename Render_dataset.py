@@ -217,7 +217,7 @@ def build(args):
     pieces = choose_pieces(pieces, args.hours, args.seed)
     if args.limit:
         pieces = pieces[:args.limit]
-    jobs = plan_jobs(pieces, args)
+    jobs = [j for j in plan_jobs(pieces, args) if j.split in args.splits]   # the splits do not depend on --splits
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -263,6 +263,8 @@ def main(argv=None):
                    help="crop box error, fraction of the box width (x4 of its height vertically)")
     p.add_argument("--no-corpus", action="store_true", help="render only the --midi files")
     p.add_argument("--limit", type=int, default=0, help="only the first N pieces (quick builds)")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS),
+                   help="render only these splits' videos (e.g. testing, to score a model)")
     p.add_argument("--jpg", action="store_true", help="also write the original's frame<N>.jpg layout")
     p.add_argument("--save-video", action="store_true", help="also keep each rendered mp4")
     build(p.parse_args(argv))

@@ -37,6 +37,11 @@ def take_id(video, src):
     return str(Path(video).relative_to(src)).removesuffix(".wmv")
 
 
+def split_of(take):
+    """The split of a take: its pianist's held-out split, else training."""
+    return SPLIT_OF_PIANIST.get(take.split("/")[0], SPLITS[0])
+
+
 def take_name(take):
     """The dataset name of a take: ai_pianist_9_0_1, ai_pianist_9_p45_1, ai_pianist_9_m45_1."""
     return "ai_pianist_" + take.replace("/", "_").replace("+", "p").replace("-", "m")

@@ -43,6 +43,12 @@ CROP_WIDTH = 900
 # frame (so a hand that rested in the first seconds, or a lighting change, fades out).
 REFERENCE_INIT_FRAMES = 2 * FPS       # 2 s: a stream waits this long once, at its start
 LIVE_WARMUP_FRAMES = 5 * FPS          # live latency: start-up (reference, first backlog) vs steady state
+# live: once a second the view is compared with the one the box was found on (phase correlation of
+# frames shrunk to LIVE_VIEW_WIDTH); moved by more than LIVE_MOVE_FRACTION of the box width, the
+# keyboard is found again on the last second of frames
+LIVE_RECHECK_FRAMES = FPS
+LIVE_VIEW_WIDTH = 320
+LIVE_MOVE_FRACTION = 0.01
 REFERENCE_INIT_STRIDE = 5             # ... using every 5th of them (10 frames)
 REFERENCE_CHANGE = 24                 # grey levels (0..255) that count as a change (hand or press)
 REFERENCE_GROW = (9, 25)              # (rows, columns) a change's mask is grown by: a finger's surroundings

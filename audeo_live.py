@@ -5,11 +5,12 @@ so the MIDI and audio equal Audeo.py's on the same frames; frame t's notes and s
 stream has seen its look-ahead (audeo_stream.stream_lookahead: Video2Roll's frame stack and temporal
 layer, the onset decoder's peak and re-strike check; with Roll2Midi its whole 4 s window) plus the compute
 time. Latency is measured per frame: wall time from the frame's arrival to its audio being written.
-The keyboard is found on the first second of frames; the reference keyboard starts from the first
-REFERENCE_INIT_FRAMES (2 s), which the stream holds once, at its start.
+The keyboard is found on the first second of frames, and found again (in a thread of its own, the stream
+going on with the old box meanwhile) when the camera moves: BoxTracker. The reference keyboard starts from
+the first REFERENCE_INIT_FRAMES (2 s), which the stream holds once, at its start.
 
 Out (DIR/<name>.*): .wav grows as frames arrive (its header is rewritten every second), .mid is rewritten
-atomically every second with the notes so far, .json (box, look-ahead, latency) at the end. With `play`,
+atomically every second with the notes so far, .json (box, its changes, look-ahead, latency) at the end. With `play`,
 the notes also go to the sound card through FluidSynth's audio driver.
 """
 from __future__ import annotations
@@ -18,12 +19,14 @@ import json
 import math
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import DEFAULT_VELOCITY, FPS, LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, SAMPLE_RATE, VIDEO2ROLL_MODEL
+from audeo_constants import (DEFAULT_VELOCITY, FPS, LIVE_MOVE_FRACTION, LIVE_RECHECK_FRAMES, LIVE_VIEW_WIDTH,
+                              LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, SAMPLE_RATE, VIDEO2ROLL_MODEL)
 from audeo_io import AudeoError, atomic_path, check_writable, notes_to_pretty_midi, write_midi
 from audeo_video import SIDES, KeyboardBox, check_box, crop_keyboard, iter_resampled, video_info
 
@@ -129,6 +132,72 @@ def find_box(frames, box, side, source):
     return KeyboardBox(found.box, found.corners), found.far_side if far is None else bool(far), "detected"
 
 
+def view(frames):
+    """The median of `frames`, grey and shrunk to LIVE_VIEW_WIDTH (float32): what the camera looks at."""
+    import cv2
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if f.ndim == 3 else f for f in frames]
+    h, w = grey[0].shape
+    small = [cv2.resize(g, (LIVE_VIEW_WIDTH, max(1, round(h * LIVE_VIEW_WIDTH / w))), interpolation=cv2.INTER_AREA)
+             for g in grey]
+    return np.median(np.stack(small), axis=0).astype(np.float32)
+
+
+def view_shift(before, after, width):
+    """How far (px of a frame `width` wide) the picture moved from view `before` to view `after`."""
+    import cv2
+    window = cv2.createHanningWindow(before.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(before, after, window)
+    return float(np.hypot(dx, dy)) * width / before.shape[1]
+
+
+class BoxTracker:
+    """The keyboard box of a live view. Every LIVE_RECHECK_FRAMES the frame is compared with the view the
+    box was found on; moved by more than LIVE_MOVE_FRACTION of the box width, the keyboard is detected
+    again on the last second of frames in a worker thread (the stream keeps the old box until it answers;
+    a failed detection keeps it too). A given box is never changed. `changes` records each switch."""
+
+    def __init__(self, frames, box, far_side, how, side, source):
+        self.box, self.far_side, self.side, self.source = box, far_side, side, source
+        self.follow = how == "detected"
+        self.recent = deque(frames, maxlen=FPS)
+        self.reference, self.width = view(frames), frames[0].shape[1]
+        self.pending, self.changes, self.pool = None, [], None
+
+    def update(self, t, frame):
+        """The box for frame `t` (the stream's frame index)."""
+        if not self.follow:
+            return self.box
+        self.recent.append(frame)
+        if self.pending is not None and self.pending.done():
+            self._switch(t, self.pending)
+        elif self.pending is None and t % LIVE_RECHECK_FRAMES == 0:
+            moved = view_shift(self.reference, view([frame]), self.width)
+            if moved > LIVE_MOVE_FRACTION * (self.box[2] - self.box[0]):
+                self.pool = self.pool or ThreadPoolExecutor(1)
+                frames = list(self.recent)
+                self.pending = self.pool.submit(find_box, frames, None, self.side, self.source)
+                self.pending.frames, self.pending.moved = frames, moved
+        return self.box
+
+    def _switch(self, t, done):
+        self.pending = None
+        try:
+            box, far_side, _ = done.result()
+        except AudeoError as e:
+            print(f"{self.source}: the view moved but no keyboard was found again; keeping the box ({e})")
+            return
+        self.reference = view(done.frames)
+        if max(abs(a - b) for a, b in zip(box, self.box)) > 0:
+            self.box, self.far_side = box, far_side
+            self.changes.append(dict(frame=t, box=list(box), corners=box.corners, moved_px=round(done.moved, 1)))
+            print(f"{self.source}: the view moved {done.moved:.0f} px; keyboard box {' '.join(map(str, box))} "
+                  f"from frame {t}")
+
+    def close(self):
+        if self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def latency_summary(latencies):
     """Per-frame latencies (s) in ms: median, 95th percentile and max of the steady state, the frames after
     LIVE_WARMUP_FRAMES (the reference keyboard's 2 s wait and the backlog it leaves), whose max is given
@@ -162,12 +231,12 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
         raise AudeoError(f"{name}: no frames")
     box, far_side, how = find_box([f for f, _ in first], box, side, name)
     print(f"keyboard box {' '.join(map(str, box))} ({how}), {'far' if far_side else 'player'} side; live")
-    arrivals = deque()
+    tracker, arrivals = BoxTracker([f for f, _ in first], box, far_side, how, side, name), deque()
 
     def crops():
-        for frame, arrival in chain(first, frames):
+        for t, (frame, arrival) in enumerate(chain(first, frames)):
             arrivals.append(arrival)
-            yield crop_keyboard(frame, box, far_side)
+            yield crop_keyboard(frame, tracker.update(t, frame), tracker.far_side)
 
     lookahead = stream_lookahead(model.config, refiner[1] if refiner else None)
     roll_synth = RollSynth(synth, velocity or DEFAULT_VELOCITY, player=FluidPlayer(synth) if play else None)
@@ -178,9 +247,11 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
             latencies.append(time.monotonic() - arrivals.popleft())
     except KeyboardInterrupt:                          # the way to stop a camera: keep what was heard
         print("stopped")
+    finally:
+        tracker.close()
     outputs.close(roll_synth, roll_synth.finish())
     meta = dict(source=name, box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
-                box_source=how, frames=len(latencies), fps=FPS, video2roll=str(video2roll), roll2midi=str(roll2midi),
+                box_source=how, box_changes=tracker.changes, frames=len(latencies), fps=FPS, video2roll=str(video2roll), roll2midi=str(roll2midi),
                 synthesizer=synth.description, lookahead_frames=lookahead, lookahead_ms=lookahead * 1000 / FPS,
                 latency=latency_summary(latencies), seconds=time.monotonic() - started)
     with atomic_path(out / f"{name}.json") as tmp:

@@ -17,9 +17,10 @@ import audeo_synth as S
 from audeo_cli import video_list
 from audeo_constants import FPS, N_KEYS
 from audeo_io import decode_roll
-from audeo_live import camera_source, live
+from audeo_live import camera_source, file_source, live
+from audeo_metrics import note_list_metrics
 from audeo_stream import DECODER_LAG, OnsetFrameDecoder, RollSynth, stream_lookahead
-from audeo_video import iter_frames
+from audeo_video import iter_frames, iter_resampled
 from conftest import REPO, write_clip_midi
 from Video2Roll_net import PRESETS
 
@@ -142,11 +143,39 @@ def test_camera_path_with_a_fake_capture_device(clip, tmp_path):
     truth = np.array((clip / "box.txt").read_text().split(), float)
     assert meta["box_source"] == "detected" and np.abs(np.array(meta["box"]) - truth).max() <= 6
     assert meta["frames"] == int(3.5 * FPS) and meta["latency"]["frames"] == meta["frames"]   # all start-up
-    assert not meta["latency"]["steady"]
+    assert not meta["latency"]["steady"] and meta["box_changes"] == []     # hands move, the camera does not
     played = notes(tmp_path / "camera0.mid")
     assert len(played) >= 3
     audio, rate = soundfile.read(tmp_path / "camera0.wav")
     assert len(audio) >= meta["frames"] * rate // FPS and np.abs(audio).max() > 0.01
+
+
+def test_live_finds_the_keyboard_again_when_the_camera_moves(tmp_path):
+    """The demo clip's first 8 s with the picture moved (40, 30) px from 4 s on: the box follows, exactly,
+    and the notes after the switch still match the reference."""
+    import cv2
+    shift, moved_at, end = np.array([40, 30]), 4 * FPS, 8 * FPS
+    moved = tmp_path / "moved.avi"
+    writer = None
+    for t, frame in enumerate(iter_resampled(REPO / "examples" / "demo_schumann.mp4")):
+        if t == end:
+            break
+        h, w = frame.shape[:2]
+        writer = writer or cv2.VideoWriter(str(moved), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (w, h))
+        if t >= moved_at:
+            frame = cv2.warpAffine(frame, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (w, h),
+                                   borderMode=cv2.BORDER_REPLICATE)
+        writer.write(frame)
+    writer.release()
+    meta = live(file_source(moved, realtime=False), tmp_path, "moved", video2roll=REPO / "models" / "video2roll_fast.pt")
+    [change] = meta["box_changes"]
+    assert moved_at <= change["frame"] < end
+    assert np.abs(np.array(change["box"]) - np.array(meta["box"]) - np.r_[shift, shift]).max() <= 1
+    after = change["frame"] / FPS + 0.5                       # notes clear of the switch and the decoder's lag
+    est = [n for n in notes(tmp_path / "moved.mid") if after <= n[1] < end / FPS - 0.5]
+    ref = [n for n in notes(REPO / "examples" / "demo_schumann.mid") if after <= n[1] < end / FPS - 0.5]
+    assert len(ref) >= 5
+    assert note_list_metrics(est, ref)["onset_f1"] >= 0.8
 
 
 def test_a_camera_that_cannot_open_is_one_line(tmp_path):

@@ -6,7 +6,8 @@ Searches +-WINDOW s around the alignment file's value (or the README's correctio
 {take: offset} plus, per take, the file value, the difference, and the offsets found from the first
 and the second half of the take alone (their spread measures how well the take's labels can line
 up; takes whose halves disagree by more than --max-spread are left out of `offsets`), for
-tools/prepare_ai_pianist.py --offsets.
+tools/prepare_ai_pianist.py --offsets. `--splits training --base OLD.json` re-aligns only the training
+takes and keeps OLD.json's values for the rest (so held-out labels never depend on the model scored on them).
 """
 import argparse
 import contextlib
@@ -17,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audeo_ai_pianist import PITCH_SHIFT, given_offset, take_id  # noqa: E402
+from audeo_ai_pianist import PITCH_SHIFT, given_offset, split_of, take_id  # noqa: E402
 from audeo_align import estimate_offset, frame_probs  # noqa: E402
 from audeo_cli import add_device_arg, resolve_device, run  # noqa: E402
-from audeo_constants import FPS  # noqa: E402
+from audeo_constants import FPS, SPLITS  # noqa: E402
 from audeo_io import atomic_path, load_midi, shift_pitch  # noqa: E402
 from audeo_video import read_crops, resolve_box  # noqa: E402
 
@@ -36,12 +37,20 @@ def main(argv=None):
     p.add_argument("--json", required=True, help="write {offsets, report} here")
     p.add_argument("--window", type=float, default=WINDOW, help="half-width (s) of the search around the given offset")
     p.add_argument("--max-spread", type=float, default=MAX_SPREAD, help="leave out takes whose halves disagree more (s)")
+    p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="align only these splits' takes")
+    p.add_argument("--base", help="an earlier --json whose offsets and report are kept for the takes not aligned")
+    p.add_argument("--about", default="", help="what made these offsets (written into the JSON)")
     add_device_arg(p)
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    base = json.loads(Path(args.base).read_text()) if args.base else dict(offsets={}, report={})
     offsets, report = {}, {}
     for video in sorted(Path(args.src).rglob("*.wmv")):
         take = take_id(video, Path(args.src))
+        if split_of(take) not in args.splits:
+            offsets.update({take: base["offsets"][take]} if take in base["offsets"] else {})
+            report.update({take: base["report"][take]} if take in base["report"] else {})
+            continue
         box, far_side, _ = resolve_box(video, None, None)
         with contextlib.redirect_stderr(io.StringIO()):
             crops = read_crops(video, box, far_side)
@@ -60,7 +69,7 @@ def main(argv=None):
         print(f"{take}: file {given:.3f} found {found:.3f} ({found - given:+.3f} s), halves {first:.3f} / "
               f"{second:.3f} (spread {spread:.3f} s){'' if spread <= args.max_spread else ' -> left out'}", flush=True)
     with atomic_path(args.json) as tmp:
-        Path(tmp).write_text(json.dumps(dict(offsets=offsets, report=report), indent=1))
+        Path(tmp).write_text(json.dumps(dict(about=args.about, offsets=offsets, report=report), indent=1))
 
 
 if __name__ == "__main__":

@@ -23,10 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audeo_ai_pianist import (CHECKED, EXCLUDE, PITCH_SHIFT, ROUGH, SPLIT_OF_PIANIST, given_offset, take_id,  # noqa: E402
+from audeo_ai_pianist import (CHECKED, EXCLUDE, PITCH_SHIFT, ROUGH, given_offset, split_of, take_id,  # noqa: E402
                               take_name)
 from audeo_cli import run  # noqa: E402
-from audeo_constants import SPLITS  # noqa: E402
 from audeo_io import AudeoError, atomic_path  # noqa: E402
 from audeo_prepare import prepare  # noqa: E402
 
@@ -51,7 +50,7 @@ def main(argv=None):
         if (take in ROUGH and not (args.include_rough and take in override)) or (args.only_checked and take not in CHECKED):
             continue
         offset = override.get(take, given_offset(take, video))
-        split = SPLIT_OF_PIANIST.get(take.split("/")[0], SPLITS[0])
+        split = split_of(take)
         name = take_name(take)
         meta = prepare(video, args.out, split, name, midi=f"{video}.mid", midi_offset=offset,
                        pitch_shift=PITCH_SHIFT, exclude=EXCLUDE.get(take, []))

@@ -38,6 +38,7 @@ def main(argv=None):
     p.add_argument("--window", type=float, default=WINDOW, help="half-width (s) of the search around the given offset")
     p.add_argument("--max-spread", type=float, default=MAX_SPREAD, help="leave out takes whose halves disagree more (s)")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="align only these splits' takes")
+    p.add_argument("--takes", nargs="+", help="align only these takes (e.g. 5/0/2), of --splits")
     p.add_argument("--base", help="an earlier --json whose offsets and report are kept for the takes not aligned")
     p.add_argument("--about", default="", help="what made these offsets (written into the JSON)")
     add_device_arg(p)
@@ -47,7 +48,7 @@ def main(argv=None):
     offsets, report = {}, {}
     for video in sorted(Path(args.src).rglob("*.wmv")):
         take = take_id(video, Path(args.src))
-        if split_of(take) not in args.splits:
+        if split_of(take) not in args.splits or (args.takes and take not in args.takes):
             offsets.update({take: base["offsets"][take]} if take in base["offsets"] else {})
             report.update({take: base["report"][take]} if take in base["report"] else {})
             continue

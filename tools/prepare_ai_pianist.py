@@ -37,9 +37,12 @@ def main(argv=None):
     p.add_argument("--only-checked", action="store_true", help="only the takes whose alignment the README checked")
     p.add_argument("--offsets", help="JSON {offsets: {take: s}} overriding the alignment files (tools/align_ai_pianist.py)")
     p.add_argument("--include-rough", action="store_true",
-                   help="also the takes with only a rough alignment file, at their --offsets value")
+                   help="also the takes with only a rough alignment file whose --offsets value both halves of "
+                        "the take confirmed (a 'spread' in its report)")
     args = p.parse_args(argv)
-    override = json.loads(Path(args.offsets).read_text())["offsets"] if args.offsets else {}
+    aligned = json.loads(Path(args.offsets).read_text()) if args.offsets else dict(offsets={}, report={})
+    override = aligned["offsets"]
+    confirmed = {t for t in override if "spread" in aligned.get("report", {}).get(t, {})}
     src = Path(args.src)
     videos = sorted(src.rglob("*.wmv"))
     if not videos:
@@ -47,7 +50,7 @@ def main(argv=None):
     summary = []
     for video in videos:
         take = take_id(video, src)
-        if (take in ROUGH and not (args.include_rough and take in override)) or (args.only_checked and take not in CHECKED):
+        if (take in ROUGH and not (args.include_rough and take in confirmed)) or (args.only_checked and take not in CHECKED):
             continue
         offset = override.get(take, given_offset(take, video))
         split = split_of(take)

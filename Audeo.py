@@ -1,4 +1,4 @@
-"""Audeo end to end: a silent piano video -> MIDI, audio, the video with that audio, and a roll picture.
+"""Audeo end to end: a silent piano video -> MIDI, audio, the video with that audio, a roll picture and sheet music.
 
 In:  VIDEO ... (any format and frame rate OpenCV reads; several, or folders of them: videos whose outputs
      are complete are skipped, so a killed batch resumes; under `torchrun --nproc_per_node N` rank k takes
@@ -12,9 +12,20 @@ Out: DIR/<name>.mid        the generated performance (Video2Roll's onsets and fr
      DIR/<name>.wav        it, synthesised at 16 kHz (the log names the synthesizer)
      DIR/<name>.mp4        the input video with the generated sound (AAC; an H.264 picture is copied,
                            others re-encoded to H.264; the ffmpeg bundled in the imageio-ffmpeg wheel)
+     DIR/<name>_keys.mp4   with --overlay: the input video with the keyboard's outline (magenta: the
+                           detected corners, or the --box) and the keys the model holds down on each
+                           frame in green (key shapes mapped back through the rectifying warp), with
+                           the generated sound (H.264 + AAC, plays in browsers)
      DIR/<name>_roll.png   the predicted roll; with --reference, reference and prediction side by side
                            and the metrics in the title
-     DIR/<name>.json       box, side, frame counts, models, synthesizer and metrics
+     DIR/<name>.musicxml   sheet music of the generated notes (music21; opens in MuseScore): tempo from
+                           librosa's beat tracker on the note onsets (one constant tempo), metre 3/4 or
+                           4/4 from where the long notes fall, onsets and ends quantised to sixteenths
+                           (a quarter of a beat), treble staff from middle C up, bass staff below
+     DIR/<name>_sheet.svg  its first system, drawn by verovio (where it is installed; else the log says
+                           the preview was skipped)
+     DIR/<name>.json       box, side, frame counts, models, synthesizer, metrics and the sheet's tempo,
+                           metre, key and grid
 Runs with the checkpoints shipped in models/ by default. Every file appears only when all are done.
 The pipeline itself: audeo_pipeline.audeo (also reachable as Audeo.audeo).
 
@@ -31,7 +42,8 @@ from audeo_cli import add_device_arg, add_video_args, parser, run
 from audeo_pipeline import DEFAULTS, audeo, audeo_many
 
 LIVE_ONLY = ("live", "camera", "seconds", "play", "name")
-WHOLE_FILE_ONLY = ("reference", "reference_audio", "reference_offset", "reference_pitch_shift", "batch_size")
+WHOLE_FILE_ONLY = ("reference", "reference_audio", "reference_offset", "reference_pitch_shift", "batch_size",
+                   "overlay")
 
 
 def main(argv=None):
@@ -39,6 +51,9 @@ def main(argv=None):
     p = parser(__doc__)
     add_video_args(p, optional=True, many=True)
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overlay", action="store_true",
+                   help="also write DIR/<name>_keys.mp4: the video with the keyboard outline and the keys the "
+                        "model presses highlighted on each frame, with the generated sound (whole-file runs)")
     live = p.add_argument_group("live")
     live.add_argument("--live", action="store_true", help="play VIDEO at its own rate and transcribe it as it plays")
     live.add_argument("--camera", type=int, metavar="INDEX", help="transcribe a camera (OpenCV device index) live")
@@ -67,6 +82,8 @@ def main(argv=None):
     if args["camera"] is not None or args["live"]:
         if args["reference"] or args["reference_audio"]:
             p.error("--reference and --reference-audio score whole-file runs, not --live/--camera")
+        if args["overlay"]:
+            p.error("--overlay is drawn on whole-file runs, not --live/--camera")
         run_live(p, args)
         return
     if not args["video"]:

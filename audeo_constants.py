@@ -81,6 +81,56 @@ RELEASE_SECONDS = 1.0         # audio kept after the last event (the notes' rele
 SYNTH_BLOCK = 25 * 640        # samples synthesised per call: whole 25 fps frames at 16 kHz (64-sample blocks)
 PEDAL_DOWN = 64               # CC value at or above which the pedal counts as down
 
+# --- key-overlay video (audeo_overlay) -------------------------------------------------------
+OVERLAY_KEY_BGR = (40, 230, 40)       # pressed keys: green, far from skin, wood and key tones
+OVERLAY_KEY_ALPHA = 0.6               # how much of the green covers a pressed key
+OVERLAY_OUTLINE_BGR = (255, 0, 255)   # the keyboard's outline: magenta
+OVERLAY_LINE_PER_PX = 1 / 300         # outline thickness per pixel of frame width (at least 3 px, so
+OVERLAY_MIN_LINE = 3                  # H.264's half-resolution colour keeps it)
+OVERLAY_PRESET = "veryfast"           # libx264 preset of the overlay video: encoding is most of its time
+PROGRESS_EVERY = FPS                  # frames between two progress reports of a frame-by-frame stage
+
+# --- sheet music (audeo_sheet) -------------------------------------------------------------
+SHEET_DIVISIONS = 4           # quantisation grid: 4 steps a beat (sixteenth notes in x/4)
+SHEET_SPLIT_PITCH = 60        # middle C and above on the treble staff, the rest on the bass staff
+SHEET_METRES = (4, 3)         # beats a bar tried (2/4 is written as 4/4); the first wins a tie
+SHEET_DEFAULT_BPM = 120.0     # the tempo when too few notes to track a beat
+SHEET_MIN_BEATS = 4           # fewer tracked beats than this: the default tempo, phase at the first note
+SHEET_ENVELOPE_RATE = 100     # Hz: the note-onset envelope handed to librosa's beat tracker
+SHEET_ENVELOPE_SIGMA = 0.02   # s: its Gaussian smoothing (a chord's notes within a frame add up)
+SHEET_TEMPO_WINDOW = 60       # s: the tempo is the median of librosa's over pieces this long (bounded memory)
+SHEET_NOTE_QUARTERS = (4, 3, 2, 1.5, 1, 0.75, 0.5, 0.25)   # plain and dotted lengths written (quarters)
+SHEET_PREVIEW_WIDTH = 2100    # verovio page width (its units: 1/10 mm at scale 100)
+SHEET_PREVIEW_HEIGHT = 100    # verovio's smallest page height: each page holds one system, stretched to fit
+
+# --- music identification (audeo_identify) ---------------------------------------------------
+# The paper's identification test, offline: 10 s excerpts (what a phone app hears) looked up in a
+# library of reference renderings and distractor pieces by CENS chroma and subsequence DTW.
+IDENTIFY_EXCERPT_SECONDS = 10.0   # one query excerpt
+IDENTIFY_EXCERPTS = 4             # excerpts per query audio, centred in 4 equal parts of it
+IDENTIFY_DISTRACTORS = 50         # library pieces besides the references
+IDENTIFY_OUTSIDE = 5              # further corpus pieces kept out of the library: their excerpts must be rejected
+IDENTIFY_NOISE_EXCERPTS = 4       # white-noise excerpts, also to be rejected
+IDENTIFY_NOISE_RMS = 0.1          # their level (-20 dBFS)
+IDENTIFY_TOP_K = 5                # the "top-5" rate
+IDENTIFY_SEED = 0                 # humanisation seed of the corpus pieces in the library
+IDENTIFY_CHROMA_HOP = 640         # samples at 16 kHz: 25 chroma frames/s (a CQT hop must be a multiple of 64)
+IDENTIFY_CENS_SMOOTH = 41         # chroma frames CENS smooths over (1.64 s): note-level detail and timbre fade
+IDENTIFY_CENS_STEP = 5            # every 5th smoothed frame kept: 5 feature frames/s, 50 a query
+IDENTIFY_SILENCE_DB = -60.0       # feature frames whose audio RMS is below this (dBFS) carry no chroma,
+IDENTIFY_FLAT_COSINE = 0.99       # nor those this close to the flat chroma vector (white noise: 0.992-1.0;
+                                  # music measured up to 0.988, a real recording's quiet passages)
+IDENTIFY_DTW_STEPS = ((1, 1), (2, 1), (1, 2))   # (query, library) DTW steps: local tempo ratios 0.5 .. 2
+IDENTIFY_SHIFTS = 3               # chroma shifts tried per library piece, the best by OTI (agreement of the
+                                  # query's and the piece's chroma profiles); 12 = every transposition, 2.5x
+                                  # slower, and the same ranks on the measured queries
+IDENTIFY_MIN_MARGIN = 0.4         # accepted only if 1 - best cost / second-best piece's cost >= this (measured:
+                                  # true pieces 0.51-0.99, real recordings included; pieces outside the library
+                                  # up to 0.35)
+IDENTIFY_DUPLICATE_COST = 0.04    # a distractor matching half of a reference's own-rendering excerpts at or
+                                  # below this cost is the same music (another rendition: 0.02-0.03; other
+                                  # pieces 0.054 and up) and is replaced
+
 # --- dataset layout (the original's folder names) -------------------------------------------
 SPLITS = ("training", "validation", "testing")
 FRAMES_DIR = "input_images"       # <root>/input_images/<split>/<video>/frame<N>.jpg

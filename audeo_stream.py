@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from audeo_constants import FPS, MIDI_LOW, N_KEYS, RELEASE_SECONDS, SAMPLE_RATE
+from audeo_constants import FPS, MIDI_LOW, N_KEYS, PROGRESS_EVERY, RELEASE_SECONDS, SAMPLE_RATE
 from audeo_io import key_slice, sigmoid, to_88_keys
 
 DECODER_LAG = 2          # decode_roll settles frame t once onsets t+1 (its peak) and t+2 (a re-strike gap) exist
@@ -45,6 +45,22 @@ def background(iterable, maxsize=64):
         if isinstance(item, _Failed):
             raise item.error
         yield item
+
+
+def counted(items, report=None, total=0):
+    """Yield `items`, telling `report(done, total)` at the start, every PROGRESS_EVERY items and at the end
+    (then total = done: a container's frame count is only an estimate, and never falls below done)."""
+    if report is None:
+        yield from items
+        return
+    done = 0
+    report(0, total)
+    for item in items:
+        yield item
+        done += 1
+        if done % PROGRESS_EVERY == 0:
+            report(done, max(total, done))
+    report(done, done)
 
 
 def _peaks(before, now, after, threshold):

@@ -96,13 +96,14 @@ def iter_frames(path):
 
 
 @contextlib.contextmanager
-def video_writer(path, width, height, fps, crf=20, audio_path=None):
-    """Context manager giving `write(bgr_frame)`; the H.264 mp4 appears at `path` only when complete."""
+def video_writer(path, width, height, fps, crf=20, audio_path=None, preset=None):
+    """Context manager giving `write(bgr_frame)`; the H.264 mp4 appears at `path` only when complete
+    (`preset`: libx264's speed preset, default its own)."""
     import imageio_ffmpeg
     with atomic_path(path) as tmp:
         gen = imageio_ffmpeg.write_frames(
-            tmp, (width, height), pix_fmt_in="bgr24", fps=fps, codec="libx264", quality=None,
-            macro_block_size=2, output_params=["-crf", str(crf)], ffmpeg_log_level="error",
+            tmp, (width, height), pix_fmt_in="bgr24", fps=fps, codec="libx264", quality=None, macro_block_size=2,
+            output_params=["-crf", str(crf), *(("-preset", preset) if preset else ())], ffmpeg_log_level="error",
             audio_path=str(audio_path) if audio_path else None, audio_codec="aac" if audio_path else None)
         gen.send(None)
         try:
@@ -138,6 +139,32 @@ def check_box(box, width, height, source):
     return KeyboardBox((x1, y1, x2, y2), corners) if corners else (x1, y1, x2, y2)
 
 
+def rectifying_warp(corners, far_side=False):
+    """The homography (3x3) taking the key area's corners (KeyboardBox order) onto the crop, before a
+    far-side crop is turned."""
+    back_left, back_right, front_right, front_left = corners
+    # image-oriented target: the back of the keys is at the top for a player-side camera, at the bottom
+    # for a far-side one (then the whole crop is turned, as for the axis-aligned crop)
+    src = [front_left, front_right, back_right, back_left] if far_side else [back_left, back_right,
+                                                                          front_right, front_left]
+    dst = [[0, 0], [CROP_WIDTH, 0], [CROP_WIDTH, CROP_HEIGHT], [0, CROP_HEIGHT]]
+    return cv2.getPerspectiveTransform(np.float32(src), np.float32(dst))
+
+
+def frame_to_crop(box, far_side=False):
+    """The homography (3x3) from frame pixels to the finished crop's (bass left, back of the keys at the
+    top, as crop_keyboard makes it); its inverse maps key shapes in the crop back into the frame."""
+    corners = getattr(box, "corners", None)
+    if corners:
+        warp = rectifying_warp(corners, far_side)
+    else:
+        x1, y1, x2, y2 = box
+        sx, sy = CROP_WIDTH / (x2 - x1), CROP_HEIGHT / (y2 - y1)
+        warp = np.array([[sx, 0, -x1 * sx], [0, sy, -y1 * sy], [0, 0, 1]])
+    turn = np.array([[-1, 0, CROP_WIDTH], [0, -1, CROP_HEIGHT], [0, 0, 1]], float)
+    return turn @ warp if far_side else warp
+
+
 def crop_keyboard(frame, box, far_side=False):
     """BGR or gray frame -> the original's input crop: grayscale, CROP_HEIGHT x CROP_WIDTH uint8.
 
@@ -146,15 +173,8 @@ def crop_keyboard(frame, box, far_side=False):
     """
     corners = getattr(box, "corners", None)
     if corners:
-        back_left, back_right, front_right, front_left = corners
-        # image-oriented target: the back of the keys is at the top for a player-side camera, at the bottom
-        # for a far-side one (then the whole crop is turned below, as for the axis-aligned crop)
-        src = [front_left, front_right, back_right, back_left] if far_side else [back_left, back_right,
-                                                                              front_right, front_left]
-        dst = [[0, 0], [CROP_WIDTH, 0], [CROP_WIDTH, CROP_HEIGHT], [0, CROP_HEIGHT]]
-        warp = cv2.getPerspectiveTransform(np.float32(src), np.float32(dst))
-        crop = cv2.warpPerspective(frame, warp, (CROP_WIDTH, CROP_HEIGHT), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpPerspective(frame, rectifying_warp(corners, far_side), (CROP_WIDTH, CROP_HEIGHT),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     else:
         x1, y1, x2, y2 = box
         crop = frame[y1:y2, x1:x2]

@@ -40,6 +40,34 @@ def write_clip_midi(path, seconds=3.0, seed=0):
     return path
 
 
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """A 3 s rendered clip at 30 fps (player side): video.mp4, performance.mid, box.txt, render.json."""
+    import audeo_render
+    d = tmp_path_factory.mktemp("audeo")
+    audeo_render.render(write_clip_midi(d / "in.mid", seconds=3.0, seed=3), d / "clip", seed=24, fps=30, progress=False)
+    return d / "clip"
+
+
+def streams(path):
+    """(has video, has audio, duration s) of a media file, from the bundled ffmpeg's report."""
+    import imageio_ffmpeg
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True).stderr
+    h, m, s = info.split("Duration: ")[1].split(",")[0].split(":")
+    return "Video:" in info, "Audio:" in info, 3600 * int(h) + 60 * int(m) + float(s)
+
+
+def audeo_outputs(stem, *extra):
+    """The names a whole-file Audeo.py run leaves (sorted), with `extra` suffixes (e.g. "_keys.mp4"); the
+    sheet's SVG preview only where verovio is installed."""
+    import importlib.util
+    suffixes = [".json", ".mid", ".mp4", ".musicxml", ".wav", "_roll.png", *extra]
+    if importlib.util.find_spec("verovio"):
+        suffixes.append("_sheet.svg")
+    return sorted(stem + s for s in suffixes)
+
+
 def assert_roll_follows_notes(roll, pm, fps):
     """Check a key-down roll against `pm`'s notes by hand (not with notes_to_roll): frame t stands for
     time t/fps, so a note is down in the frame nearest its start, no key is down outside the frames

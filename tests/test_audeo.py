@@ -6,24 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-import audeo_render as R
-from conftest import REPO, shared_data, write_clip_midi
-
-
-def streams(path):
-    """(has video, has audio, duration s) of a media file, from the bundled ffmpeg's report."""
-    import imageio_ffmpeg
-    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                          text=True).stderr
-    h, m, s = info.split("Duration: ")[1].split(",")[0].split(":")
-    return "Video:" in info, "Audio:" in info, 3600 * int(h) + 60 * int(m) + float(s)
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    d = tmp_path_factory.mktemp("audeo")
-    R.render(write_clip_midi(d / "in.mid", seconds=3.0, seed=3), d / "clip", seed=24, fps=30, progress=False)
-    return d / "clip"
+from conftest import REPO, audeo_outputs, shared_data, streams
 
 
 def audeo(args, cwd):
@@ -36,8 +19,7 @@ def test_video_to_music_writes_four_files(clip, tmp_path):
                  tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["video.json", "video.mid", "video.mp4", "video.wav",
-                                                      "video_roll.png"]
+    assert sorted(p.name for p in out.iterdir()) == audeo_outputs("video")
     has_video, has_audio, seconds = streams(out / "video.mp4")
     src_seconds = json.loads((clip / "render.json").read_text())["duration"]
     assert has_video and has_audio and abs(seconds - src_seconds) < 0.1
@@ -58,6 +40,7 @@ def test_a_killed_run_leaves_only_complete_files(clip, tmp_path):
     """SIGKILL at several points of a run: whatever is visible in DIR is complete (README: every file
     appears complete, all at the end); only a hidden .audeo.* work folder may be left behind."""
     import time
+    import music21
     import pretty_midi
     import soundfile
     box = (clip / "box.txt").read_text().split()
@@ -66,7 +49,8 @@ def test_a_killed_run_leaves_only_complete_files(clip, tmp_path):
     assert subprocess.run([*args, "--out", str(tmp_path / "full")], capture_output=True).returncode == 0
     seconds = time.monotonic() - start
     checks = {".json": lambda p: json.loads(p.read_text()), ".mid": lambda p: pretty_midi.PrettyMIDI(str(p)),
-              ".wav": soundfile.read, ".mp4": streams, ".png": lambda p: p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or 1 / 0}
+              ".wav": soundfile.read, ".mp4": streams, ".png": lambda p: p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or 1 / 0,
+              ".musicxml": music21.converter.parse, ".svg": lambda p: p.read_text().rstrip().endswith("</svg>") or 1 / 0}
     for fraction in (0.3, 0.6, 0.85, 0.95):
         out = tmp_path / f"killed_{fraction}"
         proc = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,7 +101,7 @@ def test_real_videos_without_a_box(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((tmp_path / "a" / "1.json").read_text())
     assert meta["box_source"] == "detected" and meta["far_side"]
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["1.json", "1.mid", "1.mp4", "1.wav", "1_roll.png"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == audeo_outputs("1")
     # with the alignment file's offset (0.045 s from the aligned one) the default models score 0.542 (the first seq model 0.589); the fast
     # net that was the default before scored 0.246
     assert meta["metrics"]["note_onset_f1"] >= 0.45

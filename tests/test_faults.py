@@ -17,7 +17,7 @@ import audeo_io as aio
 import audeo_render as R
 from audeo_train import read_torch_file, save_checkpoint
 from audeo_video import video_writer
-from conftest import REPO, write_clip_midi
+from conftest import REPO, audeo_outputs, write_clip_midi
 
 MODELS = REPO / "models"
 
@@ -128,8 +128,7 @@ def test_audeo_odd_but_valid_videos_run(inputs, tmp_path, video, n_frames):
     proc = run("Audeo.py", [inputs / video, *box(inputs), "--out", tmp_path / "out"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     stem = video.removesuffix(".mp4")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        f"{stem}{s}" for s in (".json", ".mid", ".mp4", ".wav", "_roll.png"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == audeo_outputs(stem)
     meta = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
     assert abs(meta["frames"] - n_frames) <= 1, meta        # resampled to 25 fps
 

@@ -9,7 +9,7 @@ Out: OUT/last.pt   full training state (generator, discriminator, both optimizer
      OUT/best.pt   {config, generator, discriminator, metrics, epoch}: the epoch with the best
                    validation score, (pooled frame F1 + note onset+offset F1) / 2 of the generator output
                    >= --midi-threshold (with the onset channel, --net '{"in_channels": 2}': notes decoded from
-                   Video2Roll's onsets and the generator output)
+                   Video2Roll's onsets, peaks >= --onset-threshold, and the generator output)
      OUT/log.csv   one row per epoch: train G/D losses, validation G/D losses and metrics, learning rate
 
 Recipe (the original's, ../shared/reference/audeo_original.md section 5): MSE everywhere (LSGAN),
@@ -45,7 +45,8 @@ from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
     n_keys=N_KEYS, epochs=300, batch_size=16, lr=5e-4, betas=(0.9, 0.999), patience=2, lr_factor=0.1,
-    stride=SEGMENT_FRAMES, prior_init=True, midi_threshold=MIDI_THRESHOLD, workers=0, seed=0, save_minutes=10.0,
+    stride=SEGMENT_FRAMES, prior_init=True, midi_threshold=MIDI_THRESHOLD, onset_threshold=ONSET_THRESHOLD, workers=0,
+    seed=0, save_minutes=10.0,
 )
 ADV_WEIGHT = 0.001                 # the original's weight of the adversarial term in the G loss
 PIXEL_WEIGHT = 1 - ADV_WEIGHT      # ... and of the pixel-wise MSE to the reference roll
@@ -144,7 +145,7 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
             parts.setdefault(v, {})[s] = (o[:n], on[:n], t[:n])
     joined = {v: [np.concatenate([w[s][j] for s in sorted(w)]) for j in range(3)] for v, w in parts.items()}
     two = unwrap(generator).config.in_channels == 2
-    rolls = {v: ((decode_roll(o, on, args.midi_threshold, ONSET_THRESHOLD) if two else o >= args.midi_threshold), t)
+    rolls = {v: ((decode_roll(o, on, args.midi_threshold, args.onset_threshold) if two else o >= args.midi_threshold), t)
              for v, (o, on, t) in joined.items()}
     rolls = merge_over_ranks({"val": ([r for r, _ in rolls.values()], [t for _, t in rolls.values()])})
     g_sum, d_sum, n = reduce_sum([g_sum, d_sum, len(val_index)], device)
@@ -216,6 +217,9 @@ def parse_args(argv=None):
     p.add_argument("--val-split", default=SPLITS[1], help="split used for validation and model choice")
     p.add_argument("--midi-threshold", type=float, default=d["midi_threshold"],
                    help="on the generator output, for the validation metrics")
+    p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
+                   help="with the onset channel: onset peaks that start a note in validation (pass the Video2Roll "
+                        "checkpoint's, which Audeo.py uses)")
     p.add_argument("--original-init", dest="prior_init", action="store_false",
                    help="start the output at 0.5 as the original (default: at the targets' mean, see init_output_prior)")
     return p.parse_args(argv)

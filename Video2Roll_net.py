@@ -634,8 +634,9 @@ def _autocast(device, dtype):
     return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
 
 
-def iter_encoded(model, stacks, batch_size, device, dtype=None):
-    """(logits (K,), pooled (K, C) or None) for each uint8 (C, H, W) stack of a stream, in batches."""
+def iter_encoded(model, stacks, batch_size, device, dtype=None, idle=None):
+    """Lists of (logits (K,), pooled (K, C) or None), one per uint8 (C, H, W) stack of a stream: batches of
+    `batch_size`, or of what there is whenever `idle()` says no input is waiting."""
     batch = []
     sequence = hasattr(model, "encode_frames")
 
@@ -652,10 +653,10 @@ def iter_encoded(model, stacks, batch_size, device, dtype=None):
 
     for stack in stacks:
         batch.append(stack)
-        if len(batch) == batch_size:
-            yield from run_batch()
+        if len(batch) == batch_size or (idle is not None and idle()):
+            yield run_batch()
     if batch:
-        yield from run_batch()
+        yield run_batch()
 
 
 def operating_point(config, threshold=None, onset_threshold=None):
@@ -664,7 +665,7 @@ def operating_point(config, threshold=None, onset_threshold=None):
             config.onset_threshold if onset_threshold is None else onset_threshold)
 
 
-def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=200):
+def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=200, idle=None):
     """Run a Video2Roll model over a stream of uint8 (H, W) crops at 25 fps.
 
     Yields (logits float32 (n_heads, n_keys), hand over the keys: bool or None) per frame, in order;
@@ -672,7 +673,8 @@ def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=20
     reference channel keeps the online reference keyboard (audeo_video.iter_with_references); a
     sequence model runs its temporal layers on chunks of `chunk` frames with all the context they
     depend on, so the result equals the whole-sequence one and memory stays flat. dtype=torch.bfloat16
-    runs the net under autocast (about 3x faster on CPUs with AMX)."""
+    runs the net under autocast (about 3x faster on CPUs with AMX). `idle` (a callable: no input waiting)
+    also runs the encoder and the temporal layers on what they have whenever it says so (live streams)."""
     from collections import deque
     from audeo_video import iter_with_references
     config = model.config
@@ -688,11 +690,12 @@ def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=20
         stacks = (np.concatenate([s, refs.popleft()[None]]) for s in iter_stacks(crop_stream()))
     else:
         stacks = iter_stacks(crops)
-    encoded = iter_encoded(model, stacks, batch_size, device, dtype)
+    encoded = iter_encoded(model, stacks, batch_size, device, dtype, idle)
     pop_hand = lambda: hands.popleft() if hands else None
     if not config.is_sequence:
-        for logits, _ in encoded:
-            yield logits[None], pop_hand()
+        for batch in encoded:
+            for logits, _ in batch:
+                yield logits[None], pop_hand()
         return
     ahead = config.lookahead - config.in_frames // 2       # the temporal layers' own context
     back = config.lookback - config.in_frames // 2
@@ -714,11 +717,17 @@ def iter_outputs(model, crops, batch_size=32, device="cpu", dtype=None, chunk=20
         base += drop
         return rows
 
-    for lg, pl in encoded:
-        logits.append(lg)
-        pooled.append(pl)
-        if base + len(logits) >= done + chunk + ahead:
-            for row in run(done + chunk):
+    for batch in encoded:
+        for lg, pl in batch:
+            logits.append(lg)
+            pooled.append(pl)
+            ready = base + len(logits) - ahead             # frames whose temporal context is all there
+            if ready >= done + chunk:
+                for row in run(done + chunk):
+                    yield row, pop_hand()
+        ready = base + len(logits) - ahead
+        if idle is not None and ready > done and idle():
+            for row in run(ready):
                 yield row, pop_hand()
     if base + len(logits) > done:
         for row in run(base + len(logits)):

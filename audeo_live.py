@@ -1,8 +1,9 @@
 """Live Audeo: frames from a video played at its own rate or from a camera -> notes and audio as they come.
 
-The same stream as a whole-file run (audeo_stream.iter_roll with batch 1 and chunk 1, then audeo_stream.RollSynth),
-so the MIDI and audio equal Audeo.py's on the same frames; frame t's notes and sound come out once the
-stream has seen its look-ahead (audeo_stream.stream_lookahead: Video2Roll's frame stack and temporal
+The same stream as a whole-file run (audeo_stream.iter_roll, then audeo_stream.RollSynth), so the MIDI and
+audio equal Audeo.py's on the same frames. The network takes each frame as soon as it comes while it keeps
+up, and up to LIVE_MAX_BATCH frames at once while it catches up (a backlog: a slow net, a busy machine).
+Frame t's notes and sound come out once the stream has seen its look-ahead (audeo_stream.stream_lookahead: Video2Roll's frame stack and temporal
 layer, the onset decoder's peak and re-strike check; with Roll2Midi its whole 4 s window) plus the compute
 time. Latency is measured per frame: wall time from the frame's arrival to its audio being written.
 The keyboard is found on the first second of frames, and found again (in a thread of its own, the stream
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_constants import (DEFAULT_VELOCITY, FPS, LIVE_MOVE_FRACTION, LIVE_RECHECK_FRAMES, LIVE_VIEW_WIDTH,
-                              LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, SAMPLE_RATE, VIDEO2ROLL_MODEL)
+from audeo_constants import (DEFAULT_VELOCITY, FPS, LIVE_MAX_BATCH, LIVE_MOVE_FRACTION, LIVE_RECHECK_FRAMES,
+                              LIVE_VIEW_WIDTH, LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, SAMPLE_RATE, VIDEO2ROLL_MODEL)
 from audeo_io import AudeoError, atomic_path, check_writable, notes_to_pretty_midi, write_midi
 from audeo_video import SIDES, KeyboardBox, check_box, crop_keyboard, iter_resampled, video_info
 
@@ -242,7 +243,9 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
     roll_synth = RollSynth(synth, velocity or DEFAULT_VELOCITY, player=FluidPlayer(synth) if play else None)
     outputs, latencies, started = GrowingOutputs(out, name), [], time.monotonic()
     try:
-        for t, row in enumerate(iter_roll(crops(), model, device, 1, threshold, onset_threshold, refiner, chunk=1)):
+        rows = iter_roll(crops(), model, device, LIVE_MAX_BATCH, threshold, onset_threshold, refiner,
+                         chunk=LIVE_MAX_BATCH, idle=frames.idle)
+        for t, row in enumerate(rows):
             outputs.write(roll_synth.frame(row), roll_synth, t + 1)
             latencies.append(time.monotonic() - arrivals.popleft())
     except KeyboardInterrupt:                          # the way to stop a camera: keep what was heard

@@ -28,23 +28,30 @@ class _Failed:
         self.error = error
 
 
-def background(iterable, maxsize=64):
-    """Iterate `iterable` in a daemon thread, `maxsize` items ahead; its exceptions re-raise here."""
-    q = queue.Queue(maxsize)
+class background:
+    """Iterate `iterable` in a daemon thread, `maxsize` items ahead; its exceptions re-raise here.
+    `idle()` tells whether no item is waiting (a consumer that batches runs what it has then)."""
 
-    def produce():
+    def __init__(self, iterable, maxsize=64):
+        self.queue = queue.Queue(maxsize)
+        threading.Thread(target=self._produce, args=(iterable,), daemon=True).start()
+
+    def _produce(self, iterable):
         try:
             for item in iterable:
-                q.put(item)
+                self.queue.put(item)
         except BaseException as e:                       # handed to the consumer
-            q.put(_Failed(e))
-        q.put(_END)
+            self.queue.put(_Failed(e))
+        self.queue.put(_END)
 
-    threading.Thread(target=produce, daemon=True).start()
-    while (item := q.get()) is not _END:
-        if isinstance(item, _Failed):
-            raise item.error
-        yield item
+    def idle(self):
+        return self.queue.empty()
+
+    def __iter__(self):
+        while (item := self.queue.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
 
 
 def counted(items, report=None, total=0):
@@ -121,7 +128,8 @@ def iter_refined(rows, generator, device, frames):
         yield from refine_probs(generator, np.stack(window), device, 1, frames)
 
 
-def iter_roll(crops, model, device, batch_size, threshold, onset_threshold, refiner=None, hands=None, chunk=200):
+def iter_roll(crops, model, device, batch_size, threshold, onset_threshold, refiner=None, hands=None, chunk=200,
+              idle=None):
     """Settled 88-key roll rows (uint8 (88,)) for a stream of keyboard crops.
 
     `model` is a loaded Video2Roll; `refiner` (generator, config) a loaded Roll2Midi or None: without it
@@ -129,13 +137,15 @@ def iter_roll(crops, model, device, batch_size, threshold, onset_threshold, refi
     output >= threshold; with it, from the generator's output (and Video2Roll's onsets, for a generator
     that takes them) >= threshold. `hands`, a list, collects the per-frame hand flags. `batch_size` frames
     go through the encoder at once and the temporal layers run every `chunk` frames: 1 and 1 for the least
-    latency, larger for speed."""
+    latency, larger for speed; with `idle` (a callable: no input waiting, e.g. background.idle) both also run
+    on what they have whenever the input is idle, so a live stream goes frame by frame while it keeps up and in
+    batches of up to `batch_size` while it catches up (the rows are the same either way)."""
     from Video2Roll_net import iter_outputs
     config = model.config
     sequence = config.is_sequence
 
     def probabilities():
-        for logits, hand in iter_outputs(model, crops, batch_size, device, chunk=chunk):
+        for logits, hand in iter_outputs(model, crops, batch_size, device, chunk=chunk, idle=idle):
             if hands is not None:
                 hands.append(bool(hand))
             yield to_88_keys(sigmoid(logits))                   # (n_heads, 88)

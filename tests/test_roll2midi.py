@@ -334,9 +334,9 @@ def test_pipeline_video2roll_estimates_to_roll2midi_results(tiny_dataset, tmp_pa
 
 # ----------------------------------------------------------------------------- evaluation
 
-def constant_generator_checkpoint(path, n_keys, value):
+def constant_generator_checkpoint(path, n_keys, value, in_channels=1):
     """A generator whose output is `value` everywhere: all weights 0, the last bias logit(value)."""
-    config = Roll2MidiConfig(n_keys=n_keys, **TINY)
+    config = Roll2MidiConfig(n_keys=n_keys, in_channels=in_channels, **TINY)
     g = Generator(config)
     with torch.no_grad():
         for p in g.parameters():
@@ -386,6 +386,34 @@ def test_evaluate_before_and_after_on_hand_made_rolls(tmp_path, capsys):
     assert after04["note_n_est"] == 176 and after04["note_n_ref"] == 4
     assert (after04["note_onset_precision"], after04["note_onset_recall"]) == (approx(2 / 176), approx(0.5))
     assert after04["note_onset_offset_f1"] == 0
+
+
+def test_evaluate_onset_channel_decodes_both_stages_at_onsets(tmp_path, capsys):
+    """A key struck twice (frames 0-1 and 3-5) whose frame probabilities hold through the gap: with the
+    onsets (peaks at 0 and 3) the Video2Roll stage gives the two notes exactly (thresholded alone it would be
+    one); a constant 0.45 generator at 0.4 is on everywhere, yet its notes start only where Video2Roll's onsets
+    peak: both onsets right, the first note cut before the re-strike, the second held to the end."""
+    key, n = 40, 8
+    target = np.zeros((n, N_KEYS), np.uint8)
+    target[0:2, key] = target[3:6, key] = 1
+    logit = np.full((n, N_KEYS), -5.0, np.float32)
+    logit[0:6, key] = 3.0
+    onset = np.full((n, N_KEYS), -5.0, np.float32)
+    onset[[0, 3], key] = 3.0
+    aio.write_segments(tmp_path / "data" / MIDI_DIR / "testing" / "v1", midi=target)
+    aio.write_segments(tmp_path / "est" / ESTIMATE_DIR / "testing" / "v1", logit=logit, roll=target, onset_logit=onset)
+    ckpt = constant_generator_checkpoint(tmp_path / "g.pt", N_KEYS, 0.45, in_channels=2)
+    Roll2Midi_evaluate.main(["--checkpoint", str(ckpt), "--estimates", str(tmp_path / "est"), "--data",
+                             str(tmp_path / "data"), "--midi-threshold", "0.4", "--onset-threshold", "0.5",
+                             "--json", str(tmp_path / "r.json")])
+    capsys.readouterr()
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["onset_threshold"] == 0.5
+    before, after = result["overall"]["video2roll@0.4"], result["overall"]["roll2midi@0.4"]
+    for m in (before, after):
+        assert (m["note_n_est"], m["note_n_ref"], m["note_onset_f1"]) == (2, 2, 1)
+    assert before["note_onset_offset_f1"] == 1 and before["frame_pooled_f1"] == 1
+    assert after["note_onset_offset_f1"] == 0.5
 
 
 # ----------------------------------------------------------------------------- bad inputs

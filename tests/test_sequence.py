@@ -105,6 +105,25 @@ def test_streaming_equals_the_whole_sequence(chunk):
     assert np.abs(per_frame - whole[:, 0]).max() > 1e-2
 
 
+def test_streaming_with_idle_input_equals_the_whole_sequence():
+    """A live stream whose input goes idle at random moments runs the encoder and the temporal head on partial
+    batches and chunks; the outputs are the whole-sequence ones all the same, and partial runs did happen."""
+    model = tiny_seq_model()
+    rng = np.random.default_rng(2)
+    kb = keyboard()
+    crops = np.stack([np.clip(with_hand(kb, int(x)) + rng.normal(0, 4, kb.shape), 0, 255).astype(np.uint8)
+                      for x in np.linspace(50, 750, 61)])
+    whole = np.stack([o for o, _ in vn.iter_outputs(model, iter(crops), batch_size=64, chunk=200)])
+    calls, flips = [], np.random.default_rng(3)
+
+    def idle():
+        calls.append(bool(flips.random() < 0.3))
+        return calls[-1]
+    streamed = np.stack([o for o, _ in vn.iter_outputs(model, iter(crops), batch_size=16, chunk=16, idle=idle)])
+    assert sum(calls) > 5
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
 def test_fused_inference_model_gives_the_same_outputs():
     model = tiny_seq_model()
     x, r = torch.rand(1, 14, 100, 900), torch.rand(1, 10, 100, 900)

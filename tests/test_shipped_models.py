@@ -1,6 +1,6 @@
 """The checkpoints shipped in models/: small, safe to load (weights_only), and good enough on the demo clip.
 
-Every Video2Roll in models/ (and Roll2Midi on the default Video2Roll's output) must score within TOLERANCE of
+Every Video2Roll in models/ (and every Roll2Midi on the default Video2Roll's output) must score within TOLERANCE of
 the figures in tests/data/shipped_model_scores.json on examples/demo_schumann.mp4 (a rendered test-split
 excerpt; keyboard found as `make demo` finds it), and README's table "Shipped models on the demo clip" quotes the same figures; a
 random-weight network of the same config must fail the check.
@@ -23,6 +23,7 @@ from Video2Roll_net import build_model, load_model
 MODELS = REPO / "models"
 MAX_BYTES = 30_000_000
 VIDEO2ROLL = sorted(MODELS.glob("video2roll_*.pt"))
+ROLL2MIDI = sorted(MODELS.glob("roll2midi*.pt"))
 DEMO = REPO / "examples" / "demo_schumann.mp4"
 EXPECTED = json.loads((REPO / "tests" / "data" / "shipped_model_scores.json").read_text())
 TOLERANCE = EXPECTED["tolerance"]
@@ -61,10 +62,11 @@ def test_shipped_video2roll_on_the_demo_clip(path):
     assert within(metrics, EXPECTED["models"][path.name]), f"{path.name}: {got}, expected {EXPECTED['models'][path.name]}"
 
 
-def test_shipped_roll2midi_on_the_default_video2roll():
-    metrics = demo_metrics(VIDEO2ROLL_MODEL, ROLL2MIDI_MODEL)
+@pytest.mark.parametrize("path", ROLL2MIDI, ids=lambda p: p.name)
+def test_shipped_roll2midi_on_the_default_video2roll(path):
+    metrics = demo_metrics(VIDEO2ROLL_MODEL, path)
     got = {m: round(metrics[m], 3) for m in METRICS}
-    assert within(metrics, EXPECTED["models"][ROLL2MIDI_MODEL.name]), f"roll2midi: {got}"
+    assert within(metrics, EXPECTED["models"][path.name]), f"{path.name}: {got}, expected {EXPECTED['models'][path.name]}"
 
 
 def test_a_random_weight_video2roll_fails_the_demo_check(tmp_path):

@@ -80,6 +80,15 @@ $PY Video2Roll_train.py --data "$DATA/rendered" "$DATA/ai_pianist_v2" --repeat 1
     --preset seq --init models/video2roll_seq.pt --out "$RUNS/v2r_seq3" --epochs 1 --draws 1000 --batch-size 4 --length 64 \
     --val-max-frames 3000 --save-minutes 5 --lr 2e-4
 $PY tools/ship_model.py "$RUNS/v2r_seq3/best.pt" models/video2roll_seq.pt
+#    Roll2Midi for the seq net: its estimates of the real takes, onsets as the second input; 5 epochs (~6 min
+#    each here), best.pt of epoch 5
+for split in training validation testing; do
+  $PY Video2Roll_inference.py --checkpoint models/video2roll_seq.pt --data "$DATA/ai_pianist_v2" --split $split \
+      --out "$RUNS/estimates_seq"
+done
+$PY Roll2Midi_train.py --estimates "$RUNS/estimates_seq" --data "$DATA/ai_pianist_v2" --out "$RUNS/r2m_seq" \
+    --net '{"base_channels": 8, "in_channels": 2}' --epochs 5 --stride 50 --batch-size 4 --lr 1e-3 --onset-threshold 0.2
+$PY tools/ship_model.py "$RUNS/r2m_seq/best.pt" models/roll2midi_seq.pt
 
 # 7. Video2Roll (paper): the original network at 88 keys on rendered data, small epochs so that
 #    validation comes often. It costs 18x the fast net; bf16 autocast on this AMX CPU makes that

@@ -10,7 +10,7 @@ Out: one table on stdout, a row per video and stage, then the overall rows (coun
      For a generator that also takes a sequence Video2Roll's onsets (in_channels 2), both stages are
      decoded into notes from those onsets (peaks >= --onset-threshold; audeo_io.decode_roll), as Audeo.py
      does: before, while the Video2Roll probabilities hold >= --threshold; after, while the generator's output
-     holds >= --midi-threshold (pass the Video2Roll checkpoint's operating point, e.g. 0.3 and 0.15).
+     holds >= --midi-threshold (pass the Video2Roll checkpoint's operating point, e.g. 0.3 and 0.2).
      with Video2Roll_evaluate's metrics: the original's sklearn per-frame P/R/F1/accuracy, pooled
      frame P/R/F1 and note-level onset and onset+offset P/R/F1. --json FILE writes all of it.
 Scored on the model's keys (51 or 88). Windows are per video and non-overlapping, the last one kept
@@ -24,13 +24,13 @@ from pathlib import Path
 
 from audeo_cli import add_device_arg, add_estimate_args, parser, resolve_device, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, ROLL_THRESHOLD, SPLITS
-from audeo_io import atomic_path, decode_roll, list_estimate_videos
+from audeo_io import atomic_path, list_estimate_videos
 from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table
 from Roll2Midi_dataset import load_pair
-from Roll2Midi_net import BATCH_SIZE, load_generator, refine_probs
+from Roll2Midi_net import BATCH_SIZE, load_generator, output_roll, refine_probs
 
-DEFAULTS = dict(split=SPLITS[2], threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD, onset_threshold=ONSET_THRESHOLD,
-                batch_size=BATCH_SIZE)
+DEFAULTS = dict(split=SPLITS[2], threshold=ROLL_THRESHOLD, midi_threshold=MIDI_THRESHOLD,
+                onset_threshold=ONSET_THRESHOLD, batch_size=BATCH_SIZE)
 BEFORE, AFTER = "video2roll", "roll2midi"
 OVERALL = "overall"
 
@@ -45,10 +45,10 @@ def before_after(probs, refined, refs, threshold=ROLL_THRESHOLD, midi_thresholds
 
     probs: {video: Video2Roll probabilities (T, K)}, refined: {video: generator output (T, K)},
     refs: {video: reference roll (T, K)}; onsets: {video: Video2Roll onset probabilities (T, K)} or None:
-    with them both stages' notes start at onset peaks >= onset_threshold (decode_roll).
+    with them both stages' notes start at onset peaks >= onset_threshold (Roll2Midi_net.output_roll).
     """
     def roll(video, p, t):
-        return p[video] >= t if onsets is None else decode_roll(p[video], onsets[video], t, onset_threshold)
+        return output_roll(p[video], None if onsets is None else onsets[video], t, onset_threshold)
     stages = [(stage_name(BEFORE, threshold), probs, threshold)]
     stages += [(stage_name(AFTER, t), refined, t) for t in midi_thresholds]
     per_stage = {name: evaluation_rows({v: roll(v, p, t) for v in p}, refs) for name, p, t in stages}

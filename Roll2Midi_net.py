@@ -282,9 +282,16 @@ def refine(generator, probs, device="cpu", batch_size=BATCH_SIZE, threshold=MIDI
     threshold; with onset probabilities (the second channel), notes start at their peaks and last while
     the output holds (audeo_io.decode_roll)."""
     refined = refine_probs(generator, probs, device, batch_size, frames)
-    if np.ndim(probs) == 3:
-        return decode_roll(refined, np.asarray(probs)[..., 1], threshold, onset_threshold)
-    return (refined >= threshold).astype(np.uint8)
+    onsets = np.asarray(probs)[..., 1] if np.ndim(probs) == 3 else None
+    return output_roll(refined, onsets, threshold, onset_threshold)
+
+
+def output_roll(output, onsets, threshold, onset_threshold=ONSET_THRESHOLD):
+    """Binary roll (T, K) uint8 of probabilities (T, K): >= threshold; with Video2Roll's onset probabilities
+    (T, K), notes start at their peaks >= onset_threshold and last while `output` holds (audeo_io.decode_roll)."""
+    if onsets is None:
+        return (np.asarray(output) >= threshold).astype(np.uint8)
+    return decode_roll(output, onsets, threshold, onset_threshold)
 
 
 def write_results(folder, roll, segments, first_frame):

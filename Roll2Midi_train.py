@@ -36,11 +36,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from audeo_cli import parser, run
 from audeo_constants import MIDI_THRESHOLD, N_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS, SEGMENT_FRAMES, SPLITS
-from audeo_io import AudeoError, decode_roll
+from audeo_io import AudeoError
 from audeo_metrics import video_set_metrics
 from audeo_train import Resumable, Stage, add_fit_args, distribute, fit, merge_over_ranks, net_overrides, reduce_sum, unwrap
 from Roll2Midi_dataset import Roll2MidiDataset
-from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior
+from Roll2Midi_net import Roll2MidiConfig, build_models, init_output_prior, output_roll
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
@@ -145,7 +145,7 @@ def validate(generator, discriminator, val, val_index, args, device, amp):
             parts.setdefault(v, {})[s] = (o[:n], on[:n], t[:n])
     joined = {v: [np.concatenate([w[s][j] for s in sorted(w)]) for j in range(3)] for v, w in parts.items()}
     two = unwrap(generator).config.in_channels == 2
-    rolls = {v: ((decode_roll(o, on, args.midi_threshold, args.onset_threshold) if two else o >= args.midi_threshold), t)
+    rolls = {v: (output_roll(o, on if two else None, args.midi_threshold, args.onset_threshold), t)
              for v, (o, on, t) in joined.items()}
     rolls = merge_over_ranks({"val": ([r for r, _ in rolls.values()], [t for _, t in rolls.values()])})
     g_sum, d_sum, n = reduce_sum([g_sum, d_sum, len(val_index)], device)

@@ -3,9 +3,9 @@
 The same stream as a whole-file run (audeo_stream.iter_roll, then audeo_stream.RollSynth), so the MIDI and
 audio equal Audeo.py's on the same frames. The network takes each frame as soon as it comes while it keeps
 up, and up to LIVE_MAX_BATCH frames at once while it catches up (a backlog: a slow net, a busy machine).
-Frame t's notes and sound come out once the stream has seen its look-ahead (audeo_stream.stream_lookahead: Video2Roll's frame stack and temporal
-layer, the onset decoder's peak and re-strike check; with Roll2Midi its whole 4 s window) plus the compute
-time. Latency is measured per frame: wall time from the frame's arrival to its audio being written.
+Frame t's notes and sound come out once the stream has seen its look-ahead (audeo_stream.stream_lookahead:
+Video2Roll's frame stack and temporal layer, the onset decoder's peak and re-strike check; with Roll2Midi its
+whole 4 s window) plus the compute time. Latency is measured per frame: wall time from the frame's arrival to its audio being written.
 The keyboard is found on the first second of frames, and found again (in a thread of its own, the stream
 going on with the old box meanwhile) when the camera moves: BoxTracker. The reference keyboard starts from
 the first REFERENCE_INIT_FRAMES (2 s), which the stream holds once, at its start.

@@ -66,7 +66,8 @@ def test_shipped_video2roll_on_the_demo_clip(path):
 def test_shipped_roll2midi_on_the_default_video2roll(path):
     metrics = demo_metrics(VIDEO2ROLL_MODEL, path)
     got = {m: round(metrics[m], 3) for m in METRICS}
-    assert within(metrics, EXPECTED["models"][path.name]), f"{path.name}: {got}, expected {EXPECTED['models'][path.name]}"
+    expected = EXPECTED["models"][path.name]
+    assert within(metrics, expected), f"{path.name}: {got}, expected {expected}"
 
 
 def test_a_random_weight_video2roll_fails_the_demo_check(tmp_path):

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audeo_cli import add_device_arg, add_video_args, parser, run
+from audeo_cli import add_device_arg, add_precision_arg, add_video_args, parser, run
 from audeo_pipeline import DEFAULTS, audeo, audeo_many
 
 LIVE_ONLY = ("live", "camera", "seconds", "play", "name")
@@ -77,6 +77,7 @@ def main(argv=None):
     p.add_argument("--velocity", type=int, default=d["velocity"], help="note velocity (default: Midi_synth's)")
     p.add_argument("--soundfont", help="sf2/sf3 soundfont (default: the best one installed)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    add_precision_arg(p, d["precision"])
     add_device_arg(p)
     args = vars(p.parse_args(argv))
     if args["camera"] is not None or args["live"]:

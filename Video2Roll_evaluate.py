@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from audeo_cli import add_device_arg, parser, resolve_device, run
+from audeo_cli import add_device_arg, add_precision_arg, parser, resolve_device, run
 from audeo_constants import ESTIMATE_DIR, KEYDOWN_LABELS_DIR, N_KEYS, ROLL_THRESHOLD, SPLITS, is_white_key
 from audeo_io import (AudeoError, atomic_path, estimate_folder, estimate_probs, key_slice, list_estimate_videos,
                       load_labels, read_segments, sigmoid)
 from audeo_metrics import SUMMARY_COLUMNS, evaluation_rows, format_table, video_set_metrics
 from Video2Roll_dataset import dataset_videos, load_frames
-from Video2Roll_net import estimate_arrays, load_model, video_outputs
+from Video2Roll_net import autocast_dtype, estimate_arrays, load_model, video_outputs
 
 DEFAULTS = dict(split=SPLITS[2], threshold=None, onset_threshold=None, batch_size=32,   # None: the model's
                 sweep=tuple(np.round(np.arange(0.1, 0.91, 0.05), 2)))
@@ -44,14 +44,16 @@ class Prediction:
         self.probs, self.roll, self.hands = probs, roll, hands
 
 
-def model_predictions(checkpoint, root, split, videos, batch_size, device, threshold, onset_threshold, n_keys=None):
+def model_predictions(checkpoint, root, split, videos, batch_size, device, threshold, onset_threshold, n_keys=None,
+                      precision="fp32"):
     """{video: Prediction} from running a checkpoint on a dataset split; and the model's key columns."""
     from tqdm import tqdm
-    model, config = load_model(checkpoint, device, n_keys=n_keys)
+    model, config = load_model(checkpoint, device, n_keys=n_keys, precision=precision)
     cols = key_slice(config.n_keys)
     preds = {}
     for video in tqdm(videos, desc="videos", unit="video"):
-        logits, hands = video_outputs(model, load_frames(root, split, video), batch_size, device, source=video)
+        logits, hands = video_outputs(model, load_frames(root, split, video), batch_size, device,
+                                      autocast_dtype(precision), source=video)
         arrays = estimate_arrays(logits, hands, config, threshold, onset_threshold)
         preds[video] = Prediction(sigmoid(arrays["logit"][:, cols]), arrays["roll"][:, cols] > 0,
                                   arrays["hand"][:, 0] > 0 if "hand" in arrays else None)
@@ -141,6 +143,7 @@ def main(argv=None):
     p.add_argument("--sweep", action="store_true", help="also sweep thresholds 0.10..0.90")
     p.add_argument("--json", help="write every number to this file")
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    add_precision_arg(p)
     add_device_arg(p)
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.estimates):
@@ -149,7 +152,7 @@ def main(argv=None):
         videos = dataset_videos(args.data, args.split, args.videos)
         preds, columns = model_predictions(args.checkpoint, args.data, args.split, videos, args.batch_size,
                                            resolve_device(args.device), args.threshold, args.onset_threshold,
-                                           args.n_keys)
+                                           args.n_keys, args.precision)
     else:
         folder = estimate_folder(args.estimates, args.split)
         videos = list_estimate_videos(args.estimates, args.split, args.videos)

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audeo_cli import SIDES, add_device_arg, add_video_args, parser, resolve_device, run, run_each, video_list
-from audeo_constants import ESTIMATE_DIR, SPLITS
+from audeo_cli import (SIDES, add_device_arg, add_precision_arg, add_video_args, parser, resolve_device, run, run_each,
+                       video_list)
+from audeo_constants import ESTIMATE_DIR, PRECISIONS, SPLITS
 from audeo_video import resolve_box, video_crops
 from Video2Roll_dataset import dataset_videos, first_label_frame, load_frames
-from Video2Roll_net import PRECISIONS, load_model, video_outputs, write_estimates
+from Video2Roll_net import autocast_dtype, load_model, video_outputs, write_estimates
 
 DEFAULTS = dict(split=SPLITS[2], batch_size=32, threshold=None, onset_threshold=None, out=".",   # None: the model's
-                precision="fp32")
+                precision=PRECISIONS[0])
 
 
 def main(argv=None):
@@ -45,14 +46,13 @@ def main(argv=None):
                    help="frame output threshold (default: the model's, 0.4 for models without one)")
     p.add_argument("--onset-threshold", type=float, default=d["onset_threshold"],
                    help="sequence models: a note starts at an onset peak at least this high (default: the model's)")
-    p.add_argument("--precision", choices=sorted(PRECISIONS), default=d["precision"],
-                   help="bf16: autocast, ~3x faster on CPUs with AMX; logits differ by bf16 rounding")
+    add_precision_arg(p, d["precision"])
     add_device_arg(p)
     args = p.parse_args(argv)
     if bool(args.data) == bool(args.video):
         p.error("give either --data (a dataset split) or VIDEO (files or folders)")
-    device, dtype = resolve_device(args.device), PRECISIONS[args.precision]
-    model, config = load_model(args.checkpoint, device, n_keys=args.n_keys)   # fails before anything is written
+    device, dtype = resolve_device(args.device), autocast_dtype(args.precision)
+    model, config = load_model(args.checkpoint, device, n_keys=args.n_keys, precision=args.precision)   # fails before anything is written
     out = Path(args.out) / ESTIMATE_DIR / args.split
 
     def estimate(name, crops, first_frame=0):

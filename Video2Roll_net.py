@@ -22,7 +22,9 @@ estimate_arrays / write_estimates turn the outputs into the original's estimate_
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,12 +34,11 @@ import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
 from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS,
-                             ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
+                             PRECISIONS, ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
 from audeo_io import AudeoError, atomic_dir, decode_roll, key_slice, read_torch_file, sigmoid, to_88_keys, write_segments
 
 ARCHS = ("paper", "fast")
 HEADS = ("frame", "onset", "offset")      # a sequence model's outputs, in this order
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}    # inference precisions: autocast dtype (None: fp32)
 
 
 @dataclass(frozen=True)
@@ -556,14 +557,19 @@ def _config_from_checkpoint(ckpt, path):
     raise AudeoError(f"{path}: not a Video2Roll checkpoint (no config/model, not the original's state_dict)")
 
 
-def load_model(path, device="cpu", n_keys=None, fuse=True):
+def load_model(path, device="cpu", n_keys=None, fuse=True, precision="fp32"):
     """(eval-mode model on `device`, its config) from a checkpoint file.
 
     Reads this project's checkpoints ({'config': asdict(config), 'model': state_dict}, fp16 or fp32)
     and the original's bare state_dict. n_keys=None keeps the model's keys; n_keys=51 on an 88-key
     model returns only the paper's keys (config.n_keys becomes 51); asking a 51-key model for 88
-    is an error. fuse=True returns `inference_model` (BN folded; channels-last on CPU).
+    is an error. fuse=True returns `inference_model` (BN folded; channels-last on CPU); precision 'int8'
+    returns `int8_model` with the checkpoint's calibration (CPU only, fast/seq nets); 'bf16' is autocast
+    at run time (autocast_dtype), the model is the fp32 one.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    int8 = precision == "int8"
     ckpt = read_torch_file(path)
     config, state = _config_from_checkpoint(ckpt, path)
     model = build_model(config)
@@ -572,12 +578,16 @@ def load_model(path, device="cpu", n_keys=None, fuse=True):
     except RuntimeError as e:
         raise AudeoError(f"{path}: weights do not fit a {config.arch} net with {config.n_keys} keys "
                          f"({str(e).splitlines()[0]})") from None
+    device = torch.device(device)
+    if int8:
+        model = int8_model(model, _int8_observers(ckpt, path, device))
     if n_keys is not None and n_keys != config.n_keys:
         if n_keys != PAPER_N_KEYS:
             raise AudeoError(f"{path}: the model predicts {config.n_keys} keys, cannot give {n_keys}")
         config = replace(config, n_keys=PAPER_N_KEYS)
         model = KeySubset(model, config)
-    device = torch.device(device)
+    if int8:
+        return model, config
     model = inference_model(model, channels_last=device.type == "cpu") if fuse else model.eval()
     return model.to(device), config
 
@@ -594,15 +604,105 @@ def inference_model(model, channels_last=True):
         model.frame_encoder = inference_model(model.frame_encoder, channels_last)
         return model
     from torch.fx.experimental.optimization import fuse
-    for name, m in list(model.named_modules()):
-        if isinstance(m, TemporalDiffConv2d):     # make the stem a plain conv so it can be fused
-            parent, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent), attr, m.to_plain())
-    fused = fuse(model.eval())
+    fused = fuse(_plain_stem(model))
     fused.config = getattr(model, "config", None)
     if channels_last:
         fused = fused.to(memory_format=torch.channels_last)
     return fused
+
+
+def _plain_stem(model):
+    """`model` (in place, eval mode) with every TemporalDiffConv2d made the equivalent plain conv, which
+    conv-BN fusion and quantization understand."""
+    for name, m in list(model.named_modules()):
+        if isinstance(m, TemporalDiffConv2d):
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent), attr, m.to_plain())
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- int8 inference (CPU)
+# Post-training static quantization (torch.ao FX, oneDNN/fbgemm kernels): the convolutional body of the
+# fast net (stem, trunk, collapse, 1D stack: ~99 % of its FLOPs) runs in int8, ~4x faster than fp32 on
+# AVX2; the key attention and key head, and a sequence model's temporal layers, stay fp32. The int8
+# activations' ranges come from calibration on real crops, kept in the shipped checkpoint (INT8_KEY).
+# torch.ao's FX quantization is deprecated upstream for torchao's pt2e, whose int8 needs torch.compile to be
+# fast; requirements.txt caps torch at a release that has it, and its deprecation warnings are silenced.
+
+INT8_KEY = "int8_observers"      # checkpoint entry: {observer name: tensor} of the calibrated body
+
+
+def autocast_dtype(precision):
+    """The autocast dtype of an inference precision (None: none; int8 is a quantized model, load_model)."""
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def _int8_engine():
+    """The quantized engine of this CPU ('x86' where it exists, else 'qnnpack'), made the current one."""
+    engine = "x86" if "x86" in torch.backends.quantized.supported_engines else "qnnpack"
+    torch.backends.quantized.engine = engine
+    return engine
+
+
+@contextlib.contextmanager
+def _quiet_quantization():
+    """torch.ao's deprecation warnings off (they would print on every model load)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"(?s).*(torch\.ao\.quantization is deprecated|reduce_range will "
+                                                  r"be deprecated|quantized tensor creation functions)")
+        yield
+
+
+def _with_observed_body(model):
+    """(an eval copy of a float fast or seq `model` whose frame net's convolutional body is one FX
+    GraphModule with activation observers, that frame net)."""
+    import copy
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx
+    model = _plain_stem(copy.deepcopy(model))
+    net = model.frame_encoder.encoder if isinstance(model, SeqVideo2Roll) else model
+    if not isinstance(net, FastVideo2Roll):
+        raise ValueError("int8 inference exists for the 'fast' arch (fast and seq nets) only")
+    c = net.config
+    body = nn.Sequential(net.stem, net.trunk, net.collapse, net.seq).eval()
+    example = torch.zeros(1, c.in_channels, c.height, c.width)
+    with _quiet_quantization():
+        observed = prepare_fx(body, get_default_qconfig_mapping(_int8_engine()), (example,))
+    net.stem, net.trunk, net.collapse, net.seq = observed, nn.Identity(), nn.Identity(), nn.Identity()
+    return model, net
+
+
+def calibrate_int8(model, crop_streams, batch_size=32):
+    """{observer name: tensor}: the activation statistics of a float fast or seq `model` run (through
+    iter_outputs, reference keyboard included) over each stream of uint8 crops; int8_model's input."""
+    observed, net = _with_observed_body(model)
+    for crops in crop_streams:
+        for _ in iter_outputs(observed, crops, batch_size):
+            pass
+    return {k: v for k, v in net.stem.state_dict().items() if "activation_post_process" in k}
+
+
+def int8_model(model, observers):
+    """An eval-only int8 copy of a float fast or seq `model` for the CPU, its body quantized with the
+    activation statistics `observers` (calibrate_int8)."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+    model, net = _with_observed_body(model)
+    state = net.stem.state_dict()
+    if set(observers) != {k for k in state if "activation_post_process" in k}:
+        raise ValueError("the int8 calibration does not fit this network")
+    net.stem.load_state_dict({**state, **observers})
+    with _quiet_quantization():
+        net.stem = convert_fx(net.stem)
+    return model
+
+
+def _int8_observers(ckpt, path, device):
+    """The int8 calibration of checkpoint `ckpt` (read from `path`), or a one-line error."""
+    if device.type != "cpu":
+        raise AudeoError(f"{path}: int8 inference runs on the CPU only (asked for {device})")
+    if not isinstance(ckpt, dict) or INT8_KEY not in ckpt:
+        raise AudeoError(f"{path}: no int8 calibration in this checkpoint (tools/calibrate_int8.py adds one)")
+    return ckpt[INT8_KEY]
 
 
 # --------------------------------------------------------------------------- running a model over a stream

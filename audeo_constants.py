@@ -43,6 +43,9 @@ CROP_WIDTH = 900
 # frame (so a hand that rested in the first seconds, or a lighting change, fades out).
 REFERENCE_INIT_FRAMES = 2 * FPS       # 2 s: a stream waits this long once, at its start
 LIVE_WARMUP_FRAMES = 5 * FPS          # live latency: start-up (reference, first backlog) vs steady state
+# Video2Roll inference precisions: bf16 autocast (fast on CPUs with AMX), int8 (a quantized body, CPU only;
+# the checkpoint must carry a calibration, tools/calibrate_int8.py)
+PRECISIONS = ("fp32", "bf16", "int8")
 LIVE_MAX_BATCH = 16                   # live: frames run at once while catching up (one at a time when keeping up)
 # live: once a second the view is compared with the one the box was found on (phase correlation of
 # frames shrunk to LIVE_VIEW_WIDTH); moved by more than LIVE_MOVE_FRACTION of the box width, the

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from audeo_constants import (DEFAULT_VELOCITY, FPS, LIVE_MAX_BATCH, LIVE_MOVE_FRACTION, LIVE_RECHECK_FRAMES,
-                              LIVE_VIEW_WIDTH, LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, SAMPLE_RATE, VIDEO2ROLL_MODEL)
+                              LIVE_VIEW_WIDTH, LIVE_WARMUP_FRAMES, MIDI_THRESHOLD, PRECISIONS, SAMPLE_RATE,
+                              VIDEO2ROLL_MODEL)
 from audeo_io import AudeoError, atomic_path, check_writable, notes_to_pretty_midi, write_midi
 from audeo_video import SIDES, KeyboardBox, check_box, crop_keyboard, iter_resampled, video_info
 
@@ -214,7 +215,8 @@ def latency_summary(latencies):
 
 
 def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, roll2midi="none", device=None,
-         threshold=None, onset_threshold=None, midi_threshold=MIDI_THRESHOLD, velocity=None, soundfont=None, play=False):
+         threshold=None, onset_threshold=None, midi_threshold=MIDI_THRESHOLD, velocity=None, soundfont=None, play=False,
+         precision=PRECISIONS[0]):
     """Run Audeo on a live `source` of (frame, arrival time) pairs (file_source, camera_source); returns the
     metadata written to DIR/<name>.json. Ends when the source does, or on Ctrl-C."""
     from audeo_cli import resolve_device
@@ -224,7 +226,8 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
     out, device = Path(out), resolve_device(device)
     check_writable(out)
     synth = find_synthesizer(soundfont)
-    model, refiner = load_stages(video2roll, roll2midi, device)
+    from Video2Roll_net import autocast_dtype
+    model, refiner = load_stages(video2roll, roll2midi, device, precision)
     threshold, onset_threshold = thresholds(model, refiner, threshold, onset_threshold, midi_threshold)
     frames = background(source)
     first = list(islice(frames, FPS))
@@ -244,7 +247,7 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
     outputs, latencies, started = GrowingOutputs(out, name), [], time.monotonic()
     try:
         rows = iter_roll(crops(), model, device, LIVE_MAX_BATCH, threshold, onset_threshold, refiner,
-                         chunk=LIVE_MAX_BATCH, idle=frames.idle)
+                         chunk=LIVE_MAX_BATCH, idle=frames.idle, dtype=autocast_dtype(precision))
         for t, row in enumerate(rows):
             outputs.write(roll_synth.frame(row), roll_synth, t + 1)
             latencies.append(time.monotonic() - arrivals.popleft())
@@ -255,7 +258,7 @@ def live(source, out, name, box=None, side="auto", video2roll=VIDEO2ROLL_MODEL, 
     outputs.close(roll_synth, roll_synth.finish())
     meta = dict(source=name, box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
                 box_source=how, box_changes=tracker.changes, frames=len(latencies), fps=FPS, video2roll=str(video2roll), roll2midi=str(roll2midi),
-                synthesizer=synth.description, lookahead_frames=lookahead, lookahead_ms=lookahead * 1000 / FPS,
+                precision=precision, synthesizer=synth.description, lookahead_frames=lookahead, lookahead_ms=lookahead * 1000 / FPS,
                 latency=latency_summary(latencies), seconds=time.monotonic() - started)
     with atomic_path(out / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=1))

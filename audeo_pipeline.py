@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from audeo_cli import resolve_device
-from audeo_constants import FPS, MIDI_THRESHOLD, PICTURE_MAX_FRAMES, VIDEO2ROLL_MODEL
+from audeo_constants import FPS, MIDI_THRESHOLD, PICTURE_MAX_FRAMES, PRECISIONS, VIDEO2ROLL_MODEL
 from audeo_io import AudeoError, check_writable, load_midi, midi_notes, notes_to_roll, reference_roll
 from audeo_video import SIDES, resolve_box, run_ffmpeg, video_crops, video_info
 
 # No Roll2Midi by default: the shipped one was trained on the fast net's estimates and lowers the sequence
 # net's note-onset F1 (demo clip 0.987 -> 0.933; real take 13/0/1 0.666 -> 0.556 with the first seq model); `--roll2midi` opts in.
-DEFAULTS = dict(video2roll=VIDEO2ROLL_MODEL, roll2midi="none", batch_size=32,
+DEFAULTS = dict(video2roll=VIDEO2ROLL_MODEL, roll2midi="none", batch_size=32, precision=PRECISIONS[0],
                 threshold=None, onset_threshold=None,            # None: the Video2Roll model's operating point
                 midi_threshold=MIDI_THRESHOLD, velocity=None, reference_offset=0.0, reference_pitch_shift=0)
 
@@ -31,10 +31,11 @@ STAGES = ("detect", "video2roll", "synthesis", "mux", "overlay", "sheet", "done"
 
 # ----------------------------------------------------------------------------- stages
 
-def load_stages(video2roll, roll2midi, device):
-    """(Video2Roll model, Roll2Midi (generator, config) or None) from their checkpoints ('none': no Roll2Midi)."""
+def load_stages(video2roll, roll2midi, device, precision=DEFAULTS["precision"]):
+    """(Video2Roll model, Roll2Midi (generator, config) or None) from their checkpoints ('none': no Roll2Midi);
+    `precision` is Video2Roll's (load_model)."""
     from Video2Roll_net import load_model
-    model, config = load_model(video2roll, device)
+    model, config = load_model(video2roll, device, precision=precision)
     if str(roll2midi) == "none":
         return model, None
     from Roll2Midi_net import load_generator
@@ -53,13 +54,15 @@ def thresholds(model, refiner, threshold, onset_threshold, midi_threshold):
 
 
 def video_roll(crops, model, refiner, device, batch_size, threshold, onset_threshold, source="video", report=None,
-               total=0):
+               total=0, dtype=None):
     """(roll uint8 (T, 88), hand flags bool (T,)) of a stream of crops through audeo_stream.iter_roll;
-    the crops are decoded in a thread of their own; `report(done, total)` follows the rows. A stream with
+    the crops are decoded in a thread of their own; `report(done, total)` follows the rows; `dtype`: Video2Roll's
+    autocast (None or torch.bfloat16). A stream with
     no frames is an error naming `source`."""
     from audeo_stream import background, counted, iter_roll
     hands = []
-    rows = iter_roll(background(crops), model, device, batch_size, threshold, onset_threshold, refiner, hands)
+    rows = iter_roll(background(crops), model, device, batch_size, threshold, onset_threshold, refiner, hands,
+                     dtype=dtype)
     rows = list(counted(rows, report, total))
     if not rows:
         raise AudeoError(f"{source}: no frames could be decoded")
@@ -210,7 +213,7 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
           video2roll=DEFAULTS["video2roll"], roll2midi=DEFAULTS["roll2midi"], device=None,
           batch_size=DEFAULTS["batch_size"], velocity=DEFAULTS["velocity"], threshold=DEFAULTS["threshold"],
           onset_threshold=DEFAULTS["onset_threshold"], midi_threshold=DEFAULTS["midi_threshold"], soundfont=None,
-          overlay=False, progress=None):
+          overlay=False, progress=None, precision=DEFAULTS["precision"]):
     """Run the whole pipeline on one video; returns the metadata written to DIR/<name>.json. `overlay` also
     writes DIR/<name>_keys.mp4; `progress(stage, done, total)` is told each of STAGES as it advances (an
     exception it raises stops the run, and nothing is left in DIR)."""
@@ -227,14 +230,15 @@ def audeo(video, out, box=None, side="auto", reference=None, reference_audio=Non
     info = video_info(video)
     total = int(info.duration * FPS)
     progress("video2roll", 0, total)                   # before the models load
-    model, refiner = load_stages(video2roll, roll2midi, device)
+    from Video2Roll_net import autocast_dtype
+    model, refiner = load_stages(video2roll, roll2midi, device, precision)
     threshold, onset_threshold = thresholds(model, refiner, threshold, onset_threshold, midi_threshold)
     roll, hands = video_roll(video_crops(video, box, far_side, desc="video2roll"), model, refiner, device,
                              batch_size, threshold, onset_threshold, source=video,
-                             report=frames_of(progress, "video2roll"), total=total)
+                             report=frames_of(progress, "video2roll"), total=total, dtype=autocast_dtype(precision))
     meta = dict(video=str(video), box=list(box), corners=getattr(box, "corners", None), far_side=far_side,
                 box_source=how, frames=len(roll), fps=FPS, hand_frames=int(hands.sum()),
-                video2roll=str(video2roll), roll2midi=str(roll2midi))
+                video2roll=str(video2roll), roll2midi=str(roll2midi), precision=precision)
     with tempfile.TemporaryDirectory(dir=out, prefix=".audeo.") as tmp:
         tmp = Path(tmp)
         kwargs = {} if velocity is None else {"velocity": velocity}

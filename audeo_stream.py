@@ -129,7 +129,7 @@ def iter_refined(rows, generator, device, frames):
 
 
 def iter_roll(crops, model, device, batch_size, threshold, onset_threshold, refiner=None, hands=None, chunk=200,
-              idle=None):
+              idle=None, dtype=None):
     """Settled 88-key roll rows (uint8 (88,)) for a stream of keyboard crops.
 
     `model` is a loaded Video2Roll; `refiner` (generator, config) a loaded Roll2Midi or None: without it
@@ -139,13 +139,14 @@ def iter_roll(crops, model, device, batch_size, threshold, onset_threshold, refi
     go through the encoder at once and the temporal layers run every `chunk` frames: 1 and 1 for the least
     latency, larger for speed; with `idle` (a callable: no input waiting, e.g. background.idle) both also run
     on what they have whenever the input is idle, so a live stream goes frame by frame while it keeps up and in
-    batches of up to `batch_size` while it catches up (the rows are the same either way)."""
+    batches of up to `batch_size` while it catches up (the rows are the same either way). `dtype`: Video2Roll's
+    autocast (iter_outputs)."""
     from Video2Roll_net import iter_outputs
     config = model.config
     sequence = config.is_sequence
 
     def probabilities():
-        for logits, hand in iter_outputs(model, crops, batch_size, device, chunk=chunk, idle=idle):
+        for logits, hand in iter_outputs(model, crops, batch_size, device, dtype, chunk=chunk, idle=idle):
             if hands is not None:
                 hands.append(bool(hand))
             yield to_88_keys(sigmoid(logits))                   # (n_heads, 88)

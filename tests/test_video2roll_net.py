@@ -156,3 +156,67 @@ def test_load_model_reads_the_originals_bare_state_dict_and_rejects_garbage(tmp_
         vn.load_model(tmp_path / "junk.pt")
     with pytest.raises(AudeoError):
         vn.load_model(tmp_path / "missing.pt")
+
+
+# ----------------------------------------------------------------------------- int8 (CPU)
+
+def _crops(n=24, seed=0):
+    import numpy as np
+    return np.random.default_rng(seed).integers(0, 256, (n, CROP_HEIGHT, CROP_WIDTH), dtype=np.uint8)
+
+
+def _trained_like(name):
+    """A random-weight net whose BatchNorm statistics moved away from their defaults."""
+    torch.manual_seed(0)
+    model = vn.build_model(name)
+    if name == "fast":
+        model.train()
+        with torch.no_grad():
+            model(batch(4, seed=1))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["fast", "seq"])
+def test_int8_model_is_quantized_and_follows_the_float_model(name):
+    model = _trained_like(name)
+    observers = vn.calibrate_int8(model, [_crops(seed=1)])
+    int8 = vn.int8_model(model, observers)
+    assert any("quantized" in type(m).__module__ for m in int8.modules())
+    ref, _ = vn.video_outputs(model, _crops(seed=2))
+    got, _ = vn.video_outputs(int8, _crops(seed=2))
+    assert ref.shape == got.shape
+    corr = float(torch.corrcoef(torch.stack([torch.from_numpy(ref.ravel()), torch.from_numpy(got.ravel())]))[0, 1])
+    assert corr > 0.99, corr
+    assert not torch.equal(torch.from_numpy(ref), torch.from_numpy(got))      # it is not the float model
+
+
+def test_load_model_int8_needs_a_calibration_and_the_cpu(tmp_path):
+    import dataclasses
+    from audeo_io import AudeoError, save_checkpoint
+    model = _trained_like("fast")
+    plain = dict(config=dataclasses.asdict(model.config), model=model.state_dict())
+    save_checkpoint(tmp_path / "plain.pt", **plain)
+    with pytest.raises(AudeoError, match="plain.pt: no int8 calibration"):
+        vn.load_model(tmp_path / "plain.pt", precision="int8")
+    save_checkpoint(tmp_path / "calibrated.pt", **plain, **{vn.INT8_KEY: vn.calibrate_int8(model, [_crops()])})
+    with pytest.raises(AudeoError, match="calibrated.pt: int8 inference runs on the CPU only"):
+        vn.load_model(tmp_path / "calibrated.pt", device="cuda", precision="int8")
+    int8, config = vn.load_model(tmp_path / "calibrated.pt", precision="int8")
+    assert config == model.config and any("quantized" in type(m).__module__ for m in int8.modules())
+    with pytest.raises(ValueError):
+        vn.load_model(tmp_path / "calibrated.pt", precision="int4")
+
+
+def test_calibrate_int8_tool_adds_a_calibration_in_place(tmp_path, tiny_dataset):
+    import dataclasses
+    import runpy
+    from audeo_io import save_checkpoint
+    model = _trained_like("fast")
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, config=dataclasses.asdict(model.config), model=model.state_dict())
+    tool = runpy.run_path(str(vn.__file__).replace("Video2Roll_net.py", "tools/calibrate_int8.py"))
+    tool["main"]([str(path), "--data", str(tiny_dataset), "--every", "1", "--frames", "30"])
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt) == {"config", "model", vn.INT8_KEY}
+    assert torch.equal(ckpt["model"]["key_bias"], model.state_dict()["key_bias"])
+    vn.load_model(path, precision="int8")

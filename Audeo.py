@@ -18,7 +18,8 @@ Out: DIR/<name>.mid        the generated performance (Video2Roll's onsets and fr
                            the generated sound (H.264 + AAC, plays in browsers)
      DIR/<name>_roll.png   the predicted roll; with --reference, reference and prediction side by side
                            and the metrics in the title
-     DIR/<name>.musicxml   sheet music of the generated notes (music21; opens in MuseScore): tempo from
+     DIR/<name>.musicxml   sheet music of the generated notes of the first 5 minutes (audeo_constants
+                           SHEET_MAX_SECONDS; music21; opens in MuseScore): tempo from
                            librosa's beat tracker on the note onsets (one constant tempo), metre 3/4 or
                            4/4 from where the long notes fall, onsets and ends quantised to sixteenths
                            (a quarter of a beat), treble staff from middle C up, bass staff below

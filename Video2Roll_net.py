@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
-from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS,
+from audeo_constants import (CROP_HEIGHT, CROP_WIDTH, INT8_KEY, N_KEYS, N_WHITE_KEYS, ONSET_THRESHOLD, PAPER_N_KEYS,
                              PRECISIONS, ROLL_THRESHOLD, STACK_FRAMES, is_white_key)
 from audeo_io import AudeoError, atomic_dir, decode_roll, key_slice, read_torch_file, sigmoid, to_88_keys, write_segments
 
@@ -580,7 +580,10 @@ def load_model(path, device="cpu", n_keys=None, fuse=True, precision="fp32"):
                          f"({str(e).splitlines()[0]})") from None
     device = torch.device(device)
     if int8:
-        model = int8_model(model, _int8_observers(ckpt, path, device))
+        try:
+            model = int8_model(model, _int8_observers(ckpt, path, device))
+        except ValueError as e:
+            raise AudeoError(f"{path}: {e}") from None
     if n_keys is not None and n_keys != config.n_keys:
         if n_keys != PAPER_N_KEYS:
             raise AudeoError(f"{path}: the model predicts {config.n_keys} keys, cannot give {n_keys}")
@@ -623,14 +626,11 @@ def _plain_stem(model):
 
 # --------------------------------------------------------------------------- int8 inference (CPU)
 # Post-training static quantization (torch.ao FX, oneDNN/fbgemm kernels): the convolutional body of the
-# fast net (stem, trunk, collapse, 1D stack: ~99 % of its FLOPs) runs in int8, ~4x faster than fp32 on
-# AVX2; the key attention and key head, and a sequence model's temporal layers, stay fp32. The int8
+# fast net (stem, trunk, collapse, 1D stack: ~99 % of its FLOPs) runs in int8, 2.4-2.7x faster than fp32 on
+# 2 AVX2 / AVX-512 cores; the key attention and key head, and a sequence model's temporal layers, stay fp32. The int8
 # activations' ranges come from calibration on real crops, kept in the shipped checkpoint (INT8_KEY).
 # torch.ao's FX quantization is deprecated upstream for torchao's pt2e, whose int8 needs torch.compile to be
 # fast; requirements.txt caps torch at a release that has it, and its deprecation warnings are silenced.
-
-INT8_KEY = "int8_observers"      # checkpoint entry: {observer name: tensor} of the calibrated body
-
 
 def autocast_dtype(precision):
     """The autocast dtype of an inference precision (None: none; int8 is a quantized model, load_model)."""

@@ -46,6 +46,7 @@ LIVE_WARMUP_FRAMES = 5 * FPS          # live latency: start-up (reference, first
 # Video2Roll inference precisions: bf16 autocast (fast on CPUs with AMX), int8 (a quantized body, CPU only;
 # the checkpoint must carry a calibration, tools/calibrate_int8.py)
 PRECISIONS = ("fp32", "bf16", "int8")
+INT8_KEY = "int8_observers"           # checkpoint entry: {observer name: tensor} of the calibrated int8 body
 LIVE_MAX_BATCH = 16                   # live: frames run at once while catching up (one at a time when keeping up)
 # live: once a second the view is compared with the one the box was found on (phase correlation of
 # frames shrunk to LIVE_VIEW_WIDTH); moved by more than LIVE_MOVE_FRACTION of the box width, the
@@ -105,6 +106,8 @@ SHEET_ENVELOPE_SIGMA = 0.02   # s: its Gaussian smoothing (a chord's notes withi
 SHEET_TEMPO_WINDOW = 60       # s: the tempo is the median of librosa's over pieces this long (bounded memory)
 SHEET_NOTE_QUARTERS = (4, 3, 2, 1.5, 1, 0.75, 0.5, 0.25)   # plain and dotted lengths written (quarters)
 SHEET_PREVIEW_WIDTH = 2100    # verovio page width (its units: 1/10 mm at scale 100)
+SHEET_MAX_SECONDS = 300       # s: the sheet holds the notes that start in the first 5 minutes (music21 keeps a whole
+                              # score in memory, ~9 MB a minute of notes: an hour would add ~500 MB; the MIDI is whole)
 SHEET_PREVIEW_HEIGHT = 100    # verovio's smallest page height: each page holds one system, stretched to fit
 
 # --- music identification (audeo_identify) ---------------------------------------------------

@@ -168,6 +168,8 @@ def sheet_music(mid, out_xml, out_svg, title):
     installed (else one line says why not); returns the sheet's tempo, metre, grid and key."""
     from audeo_sheet import preview, write_sheet
     sheet = write_sheet(midi_notes(load_midi(mid), sustain=False), out_xml, title=title)
+    if sheet["cut_at"] is not None:
+        print(f"sheet music: the notes of the first {sheet['cut_at']:g} s (the MIDI and audio have all of them)")
     skipped = preview(out_xml, out_svg)
     if skipped:
         print(f"sheet preview skipped: {skipped}")

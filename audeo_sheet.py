@@ -11,7 +11,8 @@ keys are spelt with flats in flat keys, sharps in sharp ones. Quantisation: onse
 ends to the nearest 1/SHEET_DIVISIONS of a beat (a note lasts at least one step), from the first bar
 line at or before the first note. Staves: MIDI SHEET_SPLIT_PITCH (middle C) and up on the treble, the
 rest on the bass; overlapping notes on a staff become chords, a note held across a bar line or
-another note's start or end is tied.
+another note's start or end is tied. Length: the notes that start in the first SHEET_MAX_SECONDS (a score
+is built whole in memory; the MIDI has every note).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from audeo_constants import (SHEET_DEFAULT_BPM, SHEET_DIVISIONS, SHEET_ENVELOPE_RATE, SHEET_ENVELOPE_SIGMA,
-                             SHEET_METRES, SHEET_MIN_BEATS, SHEET_NOTE_QUARTERS, SHEET_PREVIEW_HEIGHT,
-                             SHEET_PREVIEW_WIDTH, SHEET_SPLIT_PITCH, SHEET_TEMPO_WINDOW)
+                             SHEET_MAX_SECONDS, SHEET_METRES, SHEET_MIN_BEATS, SHEET_NOTE_QUARTERS,
+                             SHEET_PREVIEW_HEIGHT, SHEET_PREVIEW_WIDTH, SHEET_SPLIT_PITCH, SHEET_TEMPO_WINDOW)
 from audeo_io import AudeoError, atomic_path
 
 
@@ -230,10 +231,14 @@ def build_score(notes, grid, title=""):
     return score, found
 
 
-def write_sheet(notes, path, title=""):
-    """Write `notes` ((pitch, start s, end s, ...)) as MusicXML at `path` (atomically); returns the Grid as
-    a dict (tempo, metre, first bar line, quantisation step) and the key."""
+def write_sheet(notes, path, title="", max_seconds=SHEET_MAX_SECONDS):
+    """Write the `notes` ((pitch, start s, end s, ...)) that start before `max_seconds` as MusicXML at `path`
+    (atomically); returns the Grid as a dict (tempo, metre, first bar line, quantisation step), the key,
+    the notes written and `cut_at` (max_seconds when later notes were left out, else None)."""
     from music21.exceptions21 import Music21Exception
+    kept = [n for n in notes if n[1] < max_seconds]
+    cut_at = max_seconds if len(kept) < len(notes) else None
+    notes = kept
     grid = estimate_grid(notes)
     try:
         score, found = build_score(notes, grid, title)
@@ -241,7 +246,7 @@ def write_sheet(notes, path, title=""):
             score.write("musicxml", fp=tmp)
     except Music21Exception as e:
         raise AudeoError(f"{path}: music21 could not write the sheet ({e})") from None
-    return dict(grid.as_dict(), key=str(found))
+    return dict(grid.as_dict(), key=str(found), notes=len(notes), cut_at=cut_at)
 
 
 # ----------------------------------------------------------------------------- preview

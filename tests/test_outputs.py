@@ -320,3 +320,13 @@ def test_is_complete_and_batches_know_about_the_overlay(tmp_path, monkeypatch):
     P.audeo_many([tmp_path / "v.mp4"], tmp_path, overlay=False)
     P.audeo_many([tmp_path / "v.mp4"], tmp_path, overlay=True, progress=print)
     assert calls == [("v.mp4", {"overlay": True, "progress": print})]
+
+
+def test_sheet_of_a_long_performance_holds_its_first_minutes(tmp_path):
+    import music21
+    notes = [(60 + i % 12, 0.5 * i, 0.5 * i + 0.4, 80) for i in range(40)]          # one note every 0.5 s, 20 s
+    sheet = S.write_sheet(notes, tmp_path / "long.musicxml", max_seconds=10.0)
+    written = music21.converter.parse(str(tmp_path / "long.musicxml")).flatten().notes
+    assert sheet["cut_at"] == 10.0 and sheet["notes"] == 20 and len(written) == 20
+    whole = S.write_sheet(notes, tmp_path / "whole.musicxml", max_seconds=20.0)
+    assert whole["cut_at"] is None and whole["notes"] == 40

@@ -2,8 +2,9 @@
 
 Every Video2Roll in models/ (and every Roll2Midi on the default Video2Roll's output) must score within TOLERANCE of
 the figures in tests/data/shipped_model_scores.json on examples/demo_schumann.mp4 (a rendered test-split
-excerpt; keyboard found as `make demo` finds it), and README's table "Shipped models on the demo clip" quotes the same figures; a
-random-weight network of the same config must fail the check.
+excerpt; keyboard found as `make demo` finds it), in fp32 and, for the nets that ship an int8 calibration, in int8, and
+README's table "Shipped models on the demo clip" quotes the same figures; a random-weight network of the same config
+must fail the check.
 """
 import json
 from dataclasses import asdict
@@ -18,7 +19,7 @@ from audeo_pipeline import load_stages, thresholds, video_roll
 from audeo_train import save_checkpoint
 from audeo_video import iter_crops, resolve_box
 from conftest import REPO
-from Video2Roll_net import build_model, load_model
+from Video2Roll_net import INT8_KEY, build_model, load_model
 
 MODELS = REPO / "models"
 MAX_BYTES = 30_000_000
@@ -30,10 +31,10 @@ TOLERANCE = EXPECTED["tolerance"]
 METRICS = ("frame_pooled_f1", "note_onset_f1")
 
 
-def demo_metrics(video2roll, roll2midi="none"):
+def demo_metrics(video2roll, roll2midi="none", precision="fp32"):
     """Audeo's own stages (audeo_pipeline) on the demo clip, each at its operating point."""
     box, far_side, _ = resolve_box(DEMO)                # found and rectified, as `make demo` does
-    model, refiner = load_stages(video2roll, roll2midi, "cpu")
+    model, refiner = load_stages(video2roll, roll2midi, "cpu", precision)
     threshold, onset_threshold = thresholds(model, refiner, None, None, 0.5)
     roll, _ = video_roll(iter_crops(DEMO, box, far_side), model, refiner, "cpu", 32, threshold, onset_threshold)
     return all_metrics(roll, reference_roll(DEMO.with_suffix(".mid"), 0.0, len(roll), 0))
@@ -60,6 +61,19 @@ def test_shipped_video2roll_on_the_demo_clip(path):
     metrics = demo_metrics(path)
     got = {m: round(metrics[m], 3) for m in METRICS}
     assert within(metrics, EXPECTED["models"][path.name]), f"{path.name}: {got}, expected {EXPECTED['models'][path.name]}"
+
+
+@pytest.mark.parametrize("path", [p for p in VIDEO2ROLL if INT8_KEY in torch.load(p, weights_only=True)],
+                         ids=lambda p: p.name)
+def test_shipped_video2roll_in_int8_meets_the_same_figures(path):
+    metrics = demo_metrics(path, precision="int8")
+    got = {m: round(metrics[m], 3) for m in METRICS}
+    assert within(metrics, EXPECTED["models"][path.name]), f"{path.name} int8: {got}, expected {EXPECTED['models'][path.name]}"
+
+
+def test_the_fast_and_seq_nets_ship_an_int8_calibration():
+    for name in ("video2roll_fast.pt", "video2roll_seq.pt"):
+        assert INT8_KEY in torch.load(MODELS / name, weights_only=True), name
 
 
 @pytest.mark.parametrize("path", ROLL2MIDI, ids=lambda p: p.name)

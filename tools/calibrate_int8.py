@@ -2,7 +2,7 @@
 
 In:  CHECKPOINT (shipped or training), a dataset split's frame stores (--data ROOT --split training), and
      how much of it to see: every --every-th video, its first --frames frames.
-Out: CHECKPOINT rewritten atomically with `int8_observers` (Video2Roll_net.INT8_KEY): the activation
+Out: CHECKPOINT rewritten atomically with `int8_observers` (audeo_constants.INT8_KEY): the activation
      statistics of the net's convolutional body on those crops, reference keyboard included. With it,
      `--precision int8` (load_model(..., int8=True)) runs the body in int8 on the CPU. Calibrate on
      training takes only: never on held-out or test-only videos.
@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
-from audeo_constants import SPLITS  # noqa: E402
+from audeo_constants import INT8_KEY, SPLITS  # noqa: E402
 from audeo_io import read_torch_file, save_checkpoint  # noqa: E402
 from Video2Roll_dataset import dataset_videos, load_frames  # noqa: E402
-from Video2Roll_net import INT8_KEY, calibrate_int8, load_model  # noqa: E402
+from Video2Roll_net import calibrate_int8, load_model  # noqa: E402
 
 DEFAULTS = dict(split=SPLITS[0], every=3, frames=400, batch_size=32)
 

@@ -12,10 +12,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audeo_cli import run  # noqa: E402
+from audeo_constants import INT8_KEY  # noqa: E402
 from audeo_io import AudeoError, half_state, read_torch_file, save_checkpoint  # noqa: E402
 
 WEIGHTS = ("model", "generator")          # the state dict each kind of checkpoint carries
-KEEP = ("config", "metrics", "epoch")
+KEEP = ("config", "metrics", "epoch", INT8_KEY)      # the last: tools/calibrate_int8.py
 
 
 def main(argv=None):

@@ -99,3 +99,9 @@ $PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper" --preset
 $PY Video2Roll_train.py --data "$DATA/rendered" --out "$RUNS/v2r_paper_bf16" --preset paper \
     --init "$RUNS/v2r_paper/last.pt" --epochs 40 --draws 8000 --batch-size 16 --val-max-frames 1000 --save-minutes 5
 $PY tools/ship_model.py "$RUNS/v2r_paper_bf16/best.pt" models/video2roll_paper.pt
+
+# 8. int8 calibrations of the fast and seq nets (--precision int8): every third real training take, first 400
+#    frames (the rough takes included: data/ai_pianist_v2 of step 6)
+for net in fast seq; do
+  $PY tools/calibrate_int8.py models/video2roll_$net.pt --data "$DATA/ai_pianist_v2"
+done

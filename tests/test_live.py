@@ -151,10 +151,12 @@ def test_camera_path_with_a_fake_capture_device(clip, tmp_path):
 
 
 def test_live_finds_the_keyboard_again_when_the_camera_moves(tmp_path):
-    """The demo clip's first 8 s with the picture moved (40, 30) px from 4 s on: the box follows, exactly,
-    and the notes after the switch still match the reference."""
+    """The demo clip's first 16 s with the picture moved (40, 30) px from 4 s on: the box follows, exactly,
+    and the notes after the switch still match the reference. (The frames come as fast as the stream takes
+    them, so the switch lands however many frames after 4 s the detection worker needs on a loaded machine:
+    16 s leave notes after it even when that is seconds.)"""
     import cv2
-    shift, moved_at, end = np.array([40, 30]), 4 * FPS, 8 * FPS
+    shift, moved_at, end = np.array([40, 30]), 4 * FPS, 16 * FPS
     moved = tmp_path / "moved.avi"
     writer = None
     for t, frame in enumerate(iter_resampled(REPO / "examples" / "demo_schumann.mp4")):

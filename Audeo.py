@@ -19,8 +19,8 @@ Out: DIR/<name>.mid        the generated performance (Video2Roll's onsets and fr
      DIR/<name>_roll.png   the predicted roll; with --reference, reference and prediction side by side
                            and the metrics in the title
      DIR/<name>.musicxml   sheet music of the generated notes of the first 5 minutes (audeo_constants
-                           SHEET_MAX_SECONDS; music21; opens in MuseScore): tempo from
-                           librosa's beat tracker on the note onsets (one constant tempo), metre 3/4 or
+                           SHEET_MAX_SECONDS; music21; opens in MuseScore): one constant
+                           tempo fitted to the note onsets, metre 3/4 or
                            4/4 from where the long notes fall, onsets and ends quantised to sixteenths
                            (a quarter of a beat), treble staff from middle C up, bass staff below
      DIR/<name>_sheet.svg  its first system, drawn by verovio (where it is installed; else the log says

@@ -207,17 +207,19 @@ def hand_made_piece(metre, seed=0):
     return notes, sorted(expected)
 
 
-@pytest.mark.parametrize("metre", [3, 4])
-def test_sheet_of_a_hand_made_piece(tmp_path, metre):
+@pytest.mark.parametrize("metre, bpm", [(3, 120), (4, 120), (3, 84), (4, 150)])
+def test_sheet_of_a_hand_made_piece(tmp_path, metre, bpm):
+    """The piece as written (at 120 bpm), and played slower and faster: the same sheet at the tempo played."""
     import music21
     notes, expected = hand_made_piece(metre)
+    notes = [(p, a * 120 / bpm, b * 120 / bpm, v) for p, a, b, v in notes]
     sheet = S.write_sheet(notes, tmp_path / "piece.musicxml", title="piece")
-    assert sheet["time_signature"] == f"{metre}/4" and sheet["bpm"] == pytest.approx(120, rel=0.01)
+    assert sheet["time_signature"] == f"{metre}/4" and sheet["bpm"] == pytest.approx(bpm, rel=0.01)
     assert written_notes(tmp_path / "piece.musicxml") == expected
     score = music21.converter.parse(str(tmp_path / "piece.musicxml"))
     clefs = [type(part.recurse().getElementsByClass("Clef")[0]).__name__ for part in score.parts]
     marks = score.recurse().getElementsByClass("MetronomeMark")
-    assert clefs == ["TrebleClef", "BassClef"] and marks[0].number == pytest.approx(120, rel=0.01)
+    assert clefs == ["TrebleClef", "BassClef"] and marks[0].number == pytest.approx(bpm, rel=0.01)
     assert score.recurse().getElementsByClass("TimeSignature")[0].ratioString == f"{metre}/4"
 
 

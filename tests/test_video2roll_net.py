@@ -38,6 +38,24 @@ def test_paper_net_keeps_the_originals_state_dict_names(paper51):
     assert paper51.fc.weight.shape == (PAPER_N_KEYS, 128)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_basic_block_is_torchvisions(stride):
+    """Video2Roll_net.BasicBlock has torchvision's parameter names, outputs and FX graph (checkpoints
+    and int8 calibrations are keyed by them)."""
+    from torchvision.models.resnet import BasicBlock as Theirs
+    down = lambda: torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, stride, bias=False), torch.nn.BatchNorm2d(16))
+    torch.manual_seed(0)
+    theirs = Theirs(8, 16, stride, down())
+    ours = vn.BasicBlock(8, 16, stride, down())
+    ours.load_state_dict(theirs.state_dict())
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = torch.randn(2, 8, 12, 20)
+    for mode in (True, False):
+        torch.testing.assert_close(ours.train(mode)(x), theirs.train(mode)(x))
+    graph = lambda m: [(n.op, str(n.target)) for n in torch.fx.symbolic_trace(m).graph.nodes]
+    assert graph(ours) == graph(theirs)
+
+
 def test_paper_net_shapes(paper51):
     seen = {}
     hooks = [getattr(paper51, n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.shape[1:]))
